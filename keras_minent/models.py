@@ -1,0 +1,314 @@
+"""VGG-5 and Spinal-VGG-5 for 28x28 grey images (EMNIST-Letters).
+
+Both builders return uncompiled `keras.Model`s that take raw pixel values
+(0..255, e.g. uint8 images) and output **float32 logits**, also under a
+mixed-precision policy: compile them with `from_logits=True`.
+
+Architecture and initialisation follow SpinalNet's EMNIST code, which the
+paper used (PyTorch): 3x3 "same" convolutions with BatchNorm and ReLU, four
+blocks with 2x2 max-pooling, He-normal (fan-out) kernels, PyTorch's BatchNorm
+settings (`momentum=0.9`, `epsilon=1e-5` in Keras terms) and PyTorch's default
+uniform initialisation of the dense layers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import keras
+from keras import layers
+
+#: Normalisation constants of the recipe (MNIST's), applied after scaling to [0, 1].
+MEAN = 0.1307
+STD = 0.3081
+
+_BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (256, 256, 256))
+_BN = {"momentum": 0.9, "epsilon": 1e-5}
+
+
+def _check_args(input_shape, num_classes, dropout) -> None:
+    if len(tuple(input_shape)) != 3 or min(d for d in input_shape if d) < 1:
+        raise ValueError(
+            "`input_shape` must be (height, width, channels). "
+            f"Received: input_shape={input_shape}"
+        )
+    if input_shape[0] and input_shape[0] < 16 or input_shape[1] and input_shape[1] < 16:
+        raise ValueError(
+            "VGG-5 pools four times by 2: `input_shape` needs height and width "
+            f">= 16. Received: input_shape={input_shape}"
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+
+
+def _torch_dense(units: int, fan_in: int, name: str, dtype=None) -> layers.Dense:
+    """A Dense layer initialised like PyTorch's `nn.Linear` (U(+-1/sqrt(fan_in)))."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return layers.Dense(
+        units,
+        kernel_initializer=keras.initializers.VarianceScaling(
+            scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
+        ),
+        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+        name=name,
+        dtype=dtype,
+    )
+
+
+def augmentation(
+    rotation_degrees: float = 10.0,
+    perspective_distortion: float = 0.5,
+    perspective_probability: float = 0.5,
+    seed: int | None = None,
+    name: str = "augmentation",
+) -> keras.Sequential:
+    """The recipe's training augmentation, as Keras preprocessing layers.
+
+    Random rotation within +-`rotation_degrees` and a random perspective
+    transform (corners shifted by up to `perspective_distortion`, applied
+    with probability `perspective_probability`), both filling with 0 (the
+    background), like torchvision's `RandomRotation(10)` and
+    `RandomPerspective(0.5, p=0.5)`. Active only when `training=True`;
+    computed in float32.
+
+    Args:
+        rotation_degrees: Largest rotation angle, in degrees (>= 0).
+        perspective_distortion: Corner shift as a fraction of the image, in [0, 1].
+        perspective_probability: Probability of the perspective transform, in [0, 1].
+        seed: Seed of the random transforms.
+        name: Name of the returned model.
+
+    Returns:
+        A `keras.Sequential` mapping images to augmented images.
+
+    Raises:
+        ValueError: If an argument is outside its range.
+
+    Example:
+    ```python
+    aug = keras_minent.models.augmentation(seed=0)
+    augmented = aug(images, training=True)
+    ```
+    """
+    if rotation_degrees < 0 or not 0 <= perspective_distortion <= 1:
+        raise ValueError(
+            "`rotation_degrees` must be >= 0 and `perspective_distortion` in [0, 1]. "
+            f"Received: {rotation_degrees}, {perspective_distortion}"
+        )
+    if not 0 <= perspective_probability <= 1:
+        raise ValueError(
+            "`perspective_probability` must be in [0, 1]. "
+            f"Received: {perspective_probability}"
+        )
+    aug = [
+        layers.RandomRotation(
+            rotation_degrees / 360.0,
+            fill_mode="constant",
+            fill_value=0.0,
+            seed=seed,
+            dtype="float32",
+            name="random_rotation",
+        ),
+        layers.RandomPerspective(
+            factor=(perspective_probability, perspective_probability),
+            scale=perspective_distortion,
+            fill_value=0.0,
+            seed=None if seed is None else seed + 1,
+            dtype="float32",
+            name="random_perspective",
+        ),
+    ]
+    if keras.backend.backend() in ("jax", "torch"):
+        # Keras marks these layers as not XLA-compatible because of TensorFlow's
+        # image ops; on JAX (and torch) they are plain array code, and keeping
+        # them jit-compatible keeps the whole training step compiled.
+        for layer in aug:
+            layer.supports_jit = True
+    return keras.Sequential(aug, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_minent")
+class FeatureSlice(layers.Layer):
+    """Keeps features `start:stop` of the last axis (serializable, unlike `Lambda`).
+
+    Args:
+        start: First feature kept.
+        stop: One past the last feature kept; None for the end.
+        **kwargs: Base layer arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(self, start: int, stop: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.start = int(start)
+        self.stop = None if stop is None else int(stop)
+
+    def call(self, inputs):
+        return inputs[..., self.start : self.stop]
+
+    def compute_output_shape(self, input_shape):
+        size = input_shape[-1]
+        if size is None:
+            return (*input_shape[:-1], None)
+        return (*input_shape[:-1], len(range(size)[self.start : self.stop]))
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+def _stem(inputs, augment: bool, seed: int | None):
+    x = inputs
+    if augment:
+        x = augmentation(seed=seed)(x)
+    x = layers.Rescaling(1.0 / 255.0, dtype="float32", name="rescale")(x)
+    return layers.Normalization(
+        mean=MEAN, variance=STD**2, dtype="float32", name="normalize"
+    )(x)
+
+
+def _features(x):
+    """The four convolutional blocks; returns the flattened 256 features."""
+    for b, widths in enumerate(_BLOCKS, start=1):
+        for c, width in enumerate(widths, start=1):
+            x = layers.Conv2D(
+                width,
+                3,
+                padding="same",
+                kernel_initializer=keras.initializers.VarianceScaling(
+                    scale=2.0, mode="fan_out", distribution="untruncated_normal"
+                ),
+                name=f"block{b}_conv{c}",
+            )(x)
+            x = layers.BatchNormalization(**_BN, name=f"block{b}_bn{c}")(x)
+            x = layers.ReLU(name=f"block{b}_relu{c}")(x)
+        x = layers.MaxPooling2D(2, strides=2, name=f"block{b}_pool")(x)
+    return layers.Flatten(name="flatten")(x)
+
+
+def _output(logits, softmax: bool):
+    if softmax:
+        return layers.Softmax(dtype="float32", name="probabilities")(logits)
+    return logits
+
+
+def vgg5(
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 26,
+    dropout: float = 0.5,
+    augment: bool = False,
+    softmax: bool = False,
+    seed: int | None = None,
+    name: str = "vgg5",
+) -> keras.Model:
+    """VGG-5 of the paper (SpinalNet's EMNIST VGG).
+
+    Four blocks of 3x3 convolutions (64, 64 | 128, 128 | 256 x3 | 256 x3),
+    each followed by BatchNorm and ReLU, with 2x2 max-pooling after each
+    block; then Dropout, Dense 512, BatchNorm, ReLU, Dropout, Dense
+    `num_classes`. About 3.66 M weights for 26 classes.
+
+    The model contains its preprocessing: it takes raw pixel values in
+    [0, 255] (uint8 images work), scales them to [0, 1] and normalises with
+    mean 0.1307 and std 0.3081. Its output is float32 logits (use
+    `from_logits=True`), also under a mixed-precision policy.
+
+    Args:
+        input_shape: `(height, width, channels)`, height and width >= 16.
+        num_classes: Number of classes (>= 2). EMNIST-Letters has 26.
+        dropout: Dropout rate of the head, in [0, 1). SpinalNet's script used 0.5.
+        augment: Whether to put the recipe's training augmentation (see
+            `augmentation`) at the input; it is active only in training.
+        softmax: If True, output probabilities (float32) instead of logits.
+        seed: Seed of the augmentation.
+        name: Name of the model.
+
+    Returns:
+        An uncompiled `keras.Model`.
+
+    Raises:
+        ValueError: If an argument is invalid.
+
+    Example:
+    ```python
+    model = keras_minent.vgg5(augment=True)
+    model.compile("adam", keras_minent.MinEntLoss(from_logits=True), metrics=["accuracy"])
+    ```
+    """
+    _check_args(input_shape, num_classes, dropout)
+    inputs = keras.Input(tuple(input_shape), name="image")
+    x = _features(_stem(inputs, augment, seed))
+    x = layers.Dropout(dropout, name="head_dropout1")(x)
+    x = _torch_dense(512, x.shape[-1], "head_dense")(x)
+    x = layers.BatchNormalization(**_BN, name="head_bn")(x)
+    x = layers.ReLU(name="head_relu")(x)
+    x = layers.Dropout(dropout, name="head_dropout2")(x)
+    logits = _torch_dense(num_classes, 512, "logits", dtype="float32")(x)
+    return keras.Model(inputs, _output(logits, softmax), name=name)
+
+
+def spinal_vgg5(
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 26,
+    dropout: float = 0.5,
+    spinal_width: int = 128,
+    augment: bool = False,
+    softmax: bool = False,
+    seed: int | None = None,
+    name: str = "spinal_vgg5",
+) -> keras.Model:
+    """Spinal-VGG-5, the paper's competitor (SpinalNet's EMNIST code).
+
+    The convolutional blocks and preprocessing of `vgg5`; the head splits the
+    256 features into halves A and B and applies four spinal layers
+    (Dropout, Dense `spinal_width`, BatchNorm, ReLU):
+    `x1 = S1(A)`, `x2 = S2([B, x1])`, `x3 = S3([A, x2])`, `x4 = S4([B, x3])`;
+    the output is Dropout and Dense `num_classes` on `[x1, x2, x3, x4]`.
+
+    Args:
+        input_shape: `(height, width, channels)`, height and width >= 16.
+        num_classes: Number of classes (>= 2).
+        dropout: Dropout rate of the head, in [0, 1).
+        spinal_width: Units of each spinal layer.
+        augment: Whether to include the training augmentation.
+        softmax: If True, output probabilities instead of logits.
+        seed: Seed of the augmentation.
+        name: Name of the model.
+
+    Returns:
+        An uncompiled `keras.Model` with float32 logits.
+
+    Raises:
+        ValueError: If an argument is invalid.
+
+    Example:
+    ```python
+    model = keras_minent.spinal_vgg5()
+    ```
+    """
+    _check_args(input_shape, num_classes, dropout)
+    if isinstance(spinal_width, bool) or not isinstance(spinal_width, int) or spinal_width < 1:
+        raise ValueError(f"`spinal_width` must be a positive integer. Received: {spinal_width}")
+    inputs = keras.Input(tuple(input_shape), name="image")
+    features = _features(_stem(inputs, augment, seed))
+    half = features.shape[-1] // 2
+    part_a = FeatureSlice(0, half, name="half_a")(features)
+    part_b = FeatureSlice(half, None, name="half_b")(features)
+
+    def spinal(x, i):
+        x = layers.Dropout(dropout, name=f"spinal{i}_dropout")(x)
+        x = _torch_dense(spinal_width, x.shape[-1], f"spinal{i}_dense")(x)
+        x = layers.BatchNormalization(**_BN, name=f"spinal{i}_bn")(x)
+        return layers.ReLU(name=f"spinal{i}_relu")(x)
+
+    x1 = spinal(part_a, 1)
+    x2 = spinal(layers.Concatenate(name="spinal2_in")([part_b, x1]), 2)
+    x3 = spinal(layers.Concatenate(name="spinal3_in")([part_a, x2]), 3)
+    x4 = spinal(layers.Concatenate(name="spinal4_in")([part_b, x3]), 4)
+    x = layers.Concatenate(name="spinal_out")([x1, x2, x3, x4])
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    logits = _torch_dense(num_classes, x.shape[-1], "logits", dtype="float32")(x)
+    return keras.Model(inputs, _output(logits, softmax), name=name)
