@@ -28,9 +28,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
 PACKAGE = "keras_minent"
@@ -62,9 +61,7 @@ _HALF_DTYPES = ("float16", "bfloat16")
 
 def _check_real(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(
-            f"Argument `{name}` must be a real number. Received: {name}={value!r}"
-        )
+        raise ValueError(f"Argument `{name}` must be a real number. Received: {name}={value!r}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"Argument `{name}` must be finite. Received: {name}={value}")
@@ -105,25 +102,20 @@ def _check_label_smoothing(value: Any) -> float:
     value = _check_real("label_smoothing", value)
     if not 0.0 <= value <= 1.0:
         raise ValueError(
-            "Argument `label_smoothing` must be in [0, 1]. "
-            f"Received: label_smoothing={value}"
+            f"Argument `label_smoothing` must be in [0, 1]. Received: label_smoothing={value}"
         )
     return value
 
 
 def _check_axis(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(
-            f"Argument `axis` must be an integer. Received: axis={value!r}"
-        )
+        raise ValueError(f"Argument `axis` must be an integer. Received: axis={value!r}")
     return int(value)
 
 
 def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(
-            f"Argument `{name}` must be True or False. Received: {name}={value!r}"
-        )
+        raise ValueError(f"Argument `{name}` must be True or False. Received: {name}={value!r}")
     return bool(value)
 
 
@@ -161,9 +153,7 @@ def _host_array(x) -> np.ndarray | None:
 
 def _resolve_axis(axis: int, rank: int) -> int:
     if not -rank <= axis < rank:
-        raise ValueError(
-            f"Argument `axis`={axis} is out of range for `y_pred` of rank {rank}."
-        )
+        raise ValueError(f"Argument `axis`={axis} is out of range for `y_pred` of rank {rank}.")
     return axis % rank
 
 
@@ -249,9 +239,7 @@ def target_distribution(y_true, y_pred, label_smoothing: float = 0.0, axis: int 
                 f"y_pred.shape={pred_shape}."
             )
         _check_class_ids(labels, num_classes)
-        target = ops.one_hot(
-            ops.cast(labels, "int32"), num_classes, axis=ax, dtype=y_pred.dtype
-        )
+        target = ops.one_hot(ops.cast(labels, "int32"), num_classes, axis=ax, dtype=y_pred.dtype)
     else:
         if not _shapes_compatible(true_shape, pred_shape):
             raise ValueError(

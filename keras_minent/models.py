@@ -14,7 +14,7 @@ uniform initialisation of the dense layers.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -30,8 +30,7 @@ _BN = {"momentum": 0.9, "epsilon": 1e-5}
 def _check_args(input_shape, num_classes, dropout) -> None:
     if len(tuple(input_shape)) != 3 or min(d for d in input_shape if d) < 1:
         raise ValueError(
-            "`input_shape` must be (height, width, channels). "
-            f"Received: input_shape={input_shape}"
+            f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape}"
         )
     if input_shape[0] and input_shape[0] < 16 or input_shape[1] and input_shape[1] < 16:
         raise ValueError(
@@ -102,8 +101,7 @@ def augmentation(
         )
     if not 0 <= perspective_probability <= 1:
         raise ValueError(
-            "`perspective_probability` must be in [0, 1]. "
-            f"Received: {perspective_probability}"
+            f"`perspective_probability` must be in [0, 1]. Received: {perspective_probability}"
         )
     aug = [
         layers.RandomRotation(
@@ -165,9 +163,7 @@ def _stem(inputs, augment: bool, seed: int | None):
     if augment:
         x = augmentation(seed=seed)(x)
     x = layers.Rescaling(1.0 / 255.0, dtype="float32", name="rescale")(x)
-    return layers.Normalization(
-        mean=MEAN, variance=STD**2, dtype="float32", name="normalize"
-    )(x)
+    return layers.Normalization(mean=MEAN, variance=STD**2, dtype="float32", name="normalize")(x)
 
 
 def _features(x):
