@@ -1,0 +1,7 @@
+"""`python -m keras_minent train ...`."""
+
+import sys
+
+from keras_minent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""The training command on small generated data (no network)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from conftest import BACKEND, requires_tf
+
+from keras_minent import training
+from keras_minent.cli import main
+
+pytestmark = requires_tf
+
+SMALL = ["--synthetic", "--synthetic-size", "260", "--batch-size", "52", "--verbose", "0"]
+
+
+def _cmd(out, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "keras_minent",
+        "train",
+        *SMALL,
+        "--output-dir",
+        str(out),
+        *extra,
+    ]
+
+
+def test_full_run_writes_consistent_results(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "2", "--output-dir", str(out)]) == 0
+    for name in ("results.json", "curves.png", "best.keras", "checkpoint.keras", "state.json"):
+        assert (out / name).is_file(), name
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(os.scandir(out / "logs"))  # TensorBoard
+    r = json.loads((out / "results.json").read_text())
+    assert "meaningless" in r["note"]
+    hist = r["history"]
+    assert len(hist["loss"]) == r["epochs"] == 2
+    best = int(np.argmax(hist["val_accuracy"]))
+    assert r["selected_epoch"] == best + 1
+    assert r["val_accuracy"] == max(hist["val_accuracy"])
+    assert 0 <= r["test_accuracy"] <= 1 and r["images_per_second"] > 0
+    assert r["config"]["loss"] == "min_ent" and r["versions"]["backend"] == BACKEND
+    assert r["num_examples"] == {"fit": 238, "val": 22, "test": 43}
+    # The best model loads after import keras_minent and scores what results.json says.
+    from keras_minent import datasets
+
+    model = keras.saving.load_model(out / "best.keras")
+    x, y = datasets.load_arrays("test", data_dir=out / "synthetic_tfds", download=False)
+    _, acc = model.evaluate(x, y, verbose=0)
+    assert abs(acc - r["test_accuracy"]) < 1e-6
+    # A changed configuration in the same directory is refused.
+    assert main(["train", *SMALL, "--loss", "ce", "--output-dir", str(out)]) == 2
+
+
+def test_interrupted_run_resumes_with_the_same_history(tmp_path):
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    subprocess.run(_cmd(ref, "--epochs", "3"), check=True, timeout=600)
+    proc = subprocess.Popen(_cmd(cut, "--epochs", "3"))
+    state = cut / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 1:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # machine dies in epoch 2 (or 3)
+    proc.wait(timeout=60)
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 1 <= done < 3
+    subprocess.run(_cmd(cut, "--epochs", "3"), check=True, timeout=600)
+    a = json.loads((ref / "results.json").read_text())["history"]
+    b = json.loads((cut / "results.json").read_text())["history"]
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
+
+
+def test_paper_learning_rate_rule():
+    rule = training.PaperLearningRateRule(0.005, seed=42)
+    draws = np.random.default_rng(42).uniform(size=2)
+    assert rule.next_rate(0.5) is None  # improved
+    assert rule.next_rate(0.4) == pytest.approx(0.005 * draws[0] ** 3)
+    assert rule.next_rate(0.5) == pytest.approx(0.005 * draws[1] ** 3)  # equal: no improvement
+    assert rule.next_rate(0.6) is None
+    state = rule.get_state()
+    again = training.PaperLearningRateRule(0.005, seed=0)
+    again.set_state(json.loads(json.dumps(state)))
+    assert again.next_rate(0.1) == rule.next_rate(0.1)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_precision_modes_run_a_step(precision):
+    keras.config.set_dtype_policy(precision)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5, dtype="float32"),
+        ]
+    )
+    model.compile("adam", training.TrainConfig(loss="mix_ent").build_loss())
+    x = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype("float32")
+    hist = model.fit(x, np.arange(8) % 5, epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"][0])
+    if precision == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_precision_auto():
+    assert training.resolve_precision("auto", {"kind": "cpu"}) == "float32"
+    assert (
+        training.resolve_precision("auto", {"kind": "gpu", "capability": "9.0"})
+        == "mixed_bfloat16"
+    )
+    assert (
+        training.resolve_precision("auto", {"kind": "gpu", "capability": "7.5"}) == "mixed_float16"
+    )
+    assert training.resolve_precision("mixed_float16") == "mixed_float16"
+
+
+def test_seed_summary():
+    s = training.summarize_seeds([0.95, 0.96, 0.97])
+    assert s["mean"] == pytest.approx(0.96) and s["std"] == pytest.approx(0.01)
+    assert s["ci95_low"] == pytest.approx(0.96 - 4.302653 * 0.01 / np.sqrt(3), rel=1e-5)
+
+
+def test_bad_config_and_missing_data_fail_fast(tmp_path, capsys):
+    with pytest.raises(ValueError, match="loss must be"):
+        training.TrainConfig(loss="focal")
+    with pytest.raises(ValueError, match="entropy_weight"):
+        training.TrainConfig(reg_weight=-1.0)
+    t0 = time.time()
+    code = main(
+        [
+            "train",
+            "--no-download",
+            "--data-dir",
+            str(tmp_path),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2 and time.time() - t0 < 60
+    assert "gzip.zip" in capsys.readouterr().err
