@@ -323,7 +323,8 @@ def accelerator() -> dict[str, Any]:
             import torch
 
             if torch.cuda.is_available():
-                cap = "%d.%d" % torch.cuda.get_device_capability(0)
+                major, minor = torch.cuda.get_device_capability(0)
+                cap = f"{major}.{minor}"
                 return {"kind": "gpu", "name": torch.cuda.get_device_name(0), "capability": cap}
         elif backend == "tensorflow":
             import tensorflow as tf
