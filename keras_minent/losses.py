@@ -217,6 +217,11 @@ def target_distribution(y_true, y_pred, label_smoothing: float = 0.0, axis: int 
             classes, or (when the values can be read) class ids are outside
             `[0, K)` or not integers.
     """
+    return _targets(y_true, y_pred, label_smoothing, axis)[0]
+
+
+def _targets(y_true, y_pred, label_smoothing, axis):
+    """`(target, onehot)`: `onehot` is the unsmoothed one-hot of integer labels, else None."""
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.convert_to_tensor(y_true)
     rank = len(y_pred.shape)
@@ -226,7 +231,7 @@ def target_distribution(y_true, y_pred, label_smoothing: float = 0.0, axis: int 
     class_free_shape = pred_shape[:ax] + pred_shape[ax + 1 :]
     true_shape = tuple(y_true.shape)
 
-    labels = None
+    labels = onehot = None
     if len(true_shape) == rank - 1:
         labels = y_true
     elif len(true_shape) == rank and true_shape[ax] == 1:
@@ -239,7 +244,9 @@ def target_distribution(y_true, y_pred, label_smoothing: float = 0.0, axis: int 
                 f"y_pred.shape={pred_shape}."
             )
         _check_class_ids(labels, num_classes)
-        target = ops.one_hot(ops.cast(labels, "int32"), num_classes, axis=ax, dtype=y_pred.dtype)
+        target = onehot = ops.one_hot(
+            ops.cast(labels, "int32"), num_classes, axis=ax, dtype=y_pred.dtype
+        )
     else:
         if not _shapes_compatible(true_shape, pred_shape):
             raise ValueError(
@@ -250,7 +257,7 @@ def target_distribution(y_true, y_pred, label_smoothing: float = 0.0, axis: int 
         target = ops.cast(y_true, y_pred.dtype)
     if label_smoothing:
         target = target * (1.0 - label_smoothing) + label_smoothing / num_classes
-    return target
+    return target, onehot
 
 
 def _to_float32(y_pred):
@@ -340,9 +347,69 @@ def _swapped(target, y_pred, from_logits, epsilon, axis):
     return -ops.sum(p * ops.log(target + epsilon), axis=axis)
 
 
-def _weighted_ce(target, y_pred, ce_weight, ce_log_base, from_logits, axis):
-    ce = ops.categorical_crossentropy(target, y_pred, from_logits=from_logits, axis=axis)
-    return ce * (ce_weight / math.log(ce_log_base))
+def _softmax_parts(z, axis):
+    """`(s, e, sum_e, log_sum_e)` with `s = z - max(z)`, `e = exp(s)`: one exp pass.
+
+    Then `log p = s - log_sum_e` and `p = e / sum_e`; `s <= 0` and
+    `sum_e >= 1`, so nothing below overflows or divides by zero.
+    """
+    s = z - ops.stop_gradient(ops.max(z, axis=axis, keepdims=True))
+    e = ops.exp(s)
+    sum_e = ops.sum(e, axis=axis, keepdims=True)
+    return s, e, sum_e, ops.log(sum_e)
+
+
+def _regularized(target, y_pred, from_logits, axis, ce_coef, reg_coef, reg_fn):
+    """`ce_coef * CE + reg_coef * reg`, sharing one softmax between the terms.
+
+    With `reg_coef == 0` this is Keras's own cross entropy op, so the loss
+    then equals `keras.losses.CategoricalCrossentropy` bit for bit. From
+    logits, every term is a sum of non-negative parts of one softmax pass
+    (no cancellation): `CE = log_sum_e * sum(t) - sum(t * s)`,
+    `H = log_sum_e - sum(e * s) / sum_e`, `SCE = -sum(e * log(t + eps)) / sum_e`.
+    """
+    if not reg_coef:
+        ce = ops.categorical_crossentropy(target, y_pred, from_logits=from_logits, axis=axis)
+        return ce * ce_coef
+    if from_logits:
+        s, e, sum_e, log_sum_e = _softmax_parts(y_pred, axis)
+        parts = (s, e, ops.squeeze(sum_e, axis), ops.squeeze(log_sum_e, axis))
+        ce = ops.squeeze(log_sum_e, axis) * ops.sum(target, axis=axis) - ops.sum(
+            target * s, axis=axis
+        )
+    else:
+        p, log_p = _log_probs(y_pred, False, axis)
+        parts = None
+        ce = -ops.sum(target * log_p, axis=axis)
+    return ce * ce_coef + reg_fn(target, y_pred, parts) * reg_coef
+
+
+def _entropy_term(axis):
+    def fn(target, y_pred, parts):
+        if parts is None:
+            p, log_p = _log_probs(y_pred, False, axis)
+            return -ops.sum(p * log_p, axis=axis)
+        s, e, sum_e, log_sum_e = parts
+        return log_sum_e - ops.sum(e * s, axis=axis) / sum_e
+
+    return fn
+
+
+def _swapped_term(epsilon, axis, onehot=None, label_smoothing=0.0, num_classes=None):
+    def fn(target, y_pred, parts):
+        if parts is None:
+            return _swapped(target, y_pred, False, epsilon, axis)
+        _, e, sum_e, _ = parts
+        if onehot is None:
+            return -ops.sum(e * ops.log(target + epsilon), axis=axis) / sum_e
+        # Integer labels: log(t + eps) takes two values, so no log per class is
+        # needed: SCE = -(c_other + (c_true - c_other) * p_y).
+        c_other = math.log(label_smoothing / num_classes + epsilon)
+        c_true = math.log(1.0 - label_smoothing + label_smoothing / num_classes + epsilon)
+        p_true = ops.sum(onehot * e, axis=axis) / sum_e
+        return -(c_other + (c_true - c_other) * p_true)
+
+    return fn
 
 
 def min_ent(
@@ -381,11 +448,15 @@ def min_ent(
     """
     y_pred = _to_float32(y_pred)
     target = target_distribution(y_true, y_pred, label_smoothing, axis)
-    loss = _weighted_ce(target, y_pred, ce_weight, ce_log_base, from_logits, axis)
-    if entropy_weight:
-        h = entropy(y_pred, from_logits=from_logits, axis=axis)
-        loss = loss + h * (entropy_weight / math.log(entropy_log_base))
-    return loss
+    return _regularized(
+        target,
+        y_pred,
+        from_logits,
+        axis,
+        ce_weight / math.log(ce_log_base),
+        entropy_weight / math.log(entropy_log_base),
+        _entropy_term(axis),
+    )
 
 
 def mix_ent(
@@ -425,12 +496,17 @@ def mix_ent(
     >>> mix_ent([1, 0], [[2.0, -1.0], [0.5, 0.1]], from_logits=True)
     """
     y_pred = _to_float32(y_pred)
-    target = target_distribution(y_true, y_pred, label_smoothing, axis)
-    loss = _weighted_ce(target, y_pred, ce_weight, ce_log_base, from_logits, axis)
-    if swapped_weight:
-        sce = _swapped(target, y_pred, from_logits, epsilon, axis)
-        loss = loss + sce * (swapped_weight / math.log(swapped_log_base))
-    return loss
+    target, onehot = _targets(y_true, y_pred, label_smoothing, axis)
+    num_classes = y_pred.shape[axis]
+    return _regularized(
+        target,
+        y_pred,
+        from_logits,
+        axis,
+        ce_weight / math.log(ce_log_base),
+        swapped_weight / math.log(swapped_log_base),
+        _swapped_term(epsilon, axis, onehot, label_smoothing, num_classes),
+    )
 
 
 # --------------------------------------------------------------------------

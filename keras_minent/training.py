@@ -127,10 +127,16 @@ class TrainConfig:
         self.build_loss()  # validates the loss hyperparameters now, not after data loading
 
     def build_loss(self) -> keras.losses.Loss:
-        """The configured loss (always `from_logits=True`: the models output logits)."""
+        """The configured loss (always `from_logits=True`: the models output logits).
+
+        `"ce"` is `MinEntLoss(entropy_weight=0)`, which equals
+        `keras.losses.CategoricalCrossentropy` exactly and takes integer labels.
+        """
         common = {"from_logits": True, "label_smoothing": self.label_smoothing}
         if self.loss == "ce":
-            return keras.losses.CategoricalCrossentropy(**common)
+            return losses_lib.MinEntLoss(
+                entropy_weight=0.0, ce_weight=1.0, name="cross_entropy", **common
+            )
         cls = losses_lib.MinEntLoss if self.loss == "min_ent" else losses_lib.MixEntLoss
         if self.loss == "mix_ent":
             common["epsilon"] = self.epsilon
