@@ -18,8 +18,18 @@ def main(argv=None) -> None:
     peer = {r["form"]: r["images_per_s"] for r in train if "form" in r}
     print("\n## GPU suite summary")
     print(f"measured bf16 matmul peak: {peak} TFLOP/s")
-    head = ("what", "precision", "batch", "aug", "spe", "img/s", "vs paper-torch",
-            "vs tuned-torch", "200 ep (min)", "% bf16 peak")
+    head = (
+        "what",
+        "precision",
+        "batch",
+        "aug",
+        "spe",
+        "img/s",
+        "vs paper-torch",
+        "vs tuned-torch",
+        "200 ep (min)",
+        "% bf16 peak",
+    )
     print(" | ".join(head))
     for r in train:
         what = f"{r['backend']} {r.get('loss', r.get('form', ''))}"
@@ -42,7 +52,9 @@ def main(argv=None) -> None:
     if losses:
         print("\nloss forward+backward vs cross entropy:")
         for r in losses:
-            print(f"  {r['backend']} {r['mode']} B={r['batch']} {r['loss']}: {r['us']} us, {r['vs_ce']}x")
+            print(
+                f"  {r['backend']} {r['mode']} B={r['batch']} {r['loss']}: {r['us']} us, {r['vs_ce']}x"
+            )
 
 
 if __name__ == "__main__":

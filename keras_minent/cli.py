@@ -69,6 +69,11 @@ def _train_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
         choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     )
     run.add_argument("--xla", type=_bool, default="auto", help="auto, on or off")
+    run.add_argument(
+        "--steps-per-execution",
+        default="auto",
+        help="training steps per compiled call: auto (8 on GPU, 1 on CPU) or N",
+    )
     run.add_argument("--output-dir", default=default_out)
     run.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
 
@@ -112,6 +117,9 @@ def _config(args):
         selection=args.selection,
         precision=args.precision,
         jit_compile=args.xla,
+        steps_per_execution=(
+            "auto" if args.steps_per_execution == "auto" else int(args.steps_per_execution)
+        ),
         output_dir=args.output_dir,
         data_dir=args.data_dir,
         idx_dir=args.idx_dir,
