@@ -140,7 +140,68 @@ def build_parser() -> argparse.ArgumentParser:
     _train_arguments(train, "runs/emnist_letters")
     rep = sub.add_parser("reproduce", help="the paper's table: 4 configurations")
     _train_arguments(rep, "runs/reproduce")
+    tune = sub.add_parser("tune", help="KerasTuner search of the regularizer weight (resumable)")
+    _tune_arguments(tune)
     return parser
+
+
+def _tune_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--epochs-per-trial", type=int, default=10)
+    p.add_argument(
+        "--losses",
+        nargs="+",
+        default=["ce", "min_ent", "mix_ent"],
+        choices=("ce", "min_ent", "mix_ent"),
+    )
+    p.add_argument("--weight-min", type=float, default=1e-3)
+    p.add_argument("--weight-max", type=float, default=1.0)
+    p.add_argument(
+        "--objective", choices=("val_accuracy", "val_cross_entropy"), default="val_accuracy"
+    )
+    p.add_argument("--model", choices=("vgg5", "spinal_vgg5"), default="vgg5")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--learning-rate", type=float, default=0.005)
+    p.add_argument(
+        "--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16")
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output-dir", default="runs/tune")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--idx-dir", default=None)
+    p.add_argument("--no-download", dest="download", action="store_false")
+    p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--synthetic-size", type=int, default=2600)
+    p.add_argument("--verbose", default="auto")
+
+
+def _tune(args) -> None:
+    from keras_minent.tuning import TuneConfig, search
+
+    search(
+        TuneConfig(
+            tuner=args.tuner,
+            trials=args.trials,
+            epochs=args.epochs_per_trial,
+            losses=tuple(args.losses),
+            weight_min=args.weight_min,
+            weight_max=args.weight_max,
+            objective=args.objective,
+            model=args.model,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            precision=args.precision,
+            seed=args.seed,
+            output_dir=args.output_dir,
+            data_dir=args.data_dir,
+            idx_dir=args.idx_dir,
+            download=args.download,
+            synthetic=args.synthetic,
+            synthetic_size=args.synthetic_size,
+            verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     from keras_minent.training import reproduce, train, train_seeds
 
     try:
+        if args.command == "tune":
+            _tune(args)
+            return 0
         config = _config(args)
         if args.command == "reproduce":
             reproduce(config, args.seeds)
@@ -156,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             train_seeds(config, args.seeds)
         else:
             train(config)
-    except (EmnistDataError, ValueError) as e:
+    except (EmnistDataError, ValueError, RuntimeError) as e:
         print(f"keras-minent: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -308,3 +308,7 @@ def spinal_vgg5(
     x = layers.Dropout(dropout, name="head_dropout")(x)
     logits = _torch_dense(num_classes, x.shape[-1], "logits", dtype="float32")(x)
     return keras.Model(inputs, _output(logits, softmax), name=name)
+
+
+#: The builders by name, as the training and tuning commands take them.
+BUILDERS = {"vgg5": vgg5, "spinal_vgg5": spinal_vgg5}

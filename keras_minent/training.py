@@ -28,11 +28,12 @@ import keras
 import numpy as np
 
 import keras_minent
+from keras_minent import calibration, models
 from keras_minent import losses as losses_lib
-from keras_minent import models
+from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
 
 LOSSES = ("ce", "min_ent", "mix_ent")
-MODELS = {"vgg5": models.vgg5, "spinal_vgg5": models.spinal_vgg5}
+MODELS = models.BUILDERS
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SYNTHETIC_NOTE = "SYNTHETIC DATA: these numbers are meaningless (smoke test only)"
 OPTIMISTIC_NOTE = "paper protocol: best TEST accuracy over epochs (optimistic, selected on test)"
@@ -485,7 +486,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
             loss=config.build_loss(),
-            metrics=["accuracy"],
+            metrics=["accuracy", PredictiveEntropy(), ExpectedCalibrationError()],
             jit_compile=config.jit_compile,
             steps_per_execution=(
                 (8 if device["kind"] == "gpu" else 1)
@@ -519,8 +520,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     best = keras.saving.load_model(os.path.join(out, "best.keras"))
     test_loss, test_acc = best.evaluate(
-        datasets.evaluation_dataset(x_test, y_test, 1000), verbose=0
-    )
+        datasets.evaluation_dataset(x_test, y_test, 1000), verbose=0, return_dict=False
+    )[:2]
+    cal = _calibration_report(best, (x_val, y_val), (x_test, y_test), out, _title(config, note))
     hist = state.history
     epochs_run = len(state.epoch_times)
     train_time = float(sum(state.epoch_times))
@@ -535,6 +537,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "val_accuracy": hist["val_accuracy"][state.best_epoch],
         "test_accuracy": float(test_acc),
         "test_loss": float(test_loss),
+        **cal,
         "epochs": epochs_run,
         "train_seconds": train_time,
         "wall_seconds_this_session": wall,
@@ -551,6 +554,26 @@ def train(config: TrainConfig) -> dict[str, Any]:
     plot_curves(hist, os.path.join(out, "curves.png"), title=_title(config, note))
     print_summary([results])
     return results
+
+
+def _calibration_report(best, val, test, out: str, title: str) -> dict[str, float]:
+    """Test-set ECE and entropy (with plots), and temperature scaling fitted on validation."""
+    test_logits = np.asarray(best.predict(test[0], batch_size=1000, verbose=0), np.float64)
+    calibrated, report = calibration.calibrate(best, *val)
+    calibrated.save(os.path.join(out, "best_calibrated.keras"))
+    t = report["temperature"]
+    return {
+        "test_ece": calibration.plot_reliability(
+            test_logits, test[1], os.path.join(out, "reliability.png"), title=title
+        ),
+        "test_mean_entropy": calibration.plot_entropy_histogram(
+            test_logits, os.path.join(out, "entropy_histogram.png"), title=title
+        ),
+        "temperature": t,
+        "test_ece_after_temperature": calibration.ece(test_logits / t, test[1])[0],
+        "test_nll": calibration.nll(test_logits, test[1]),
+        "test_nll_after_temperature": calibration.nll(test_logits, test[1], t),
+    }
 
 
 def _title(config: TrainConfig, note: str | None) -> str:
@@ -590,13 +613,17 @@ def plot_curves(history: dict, path: str, title: str = "") -> None:
 def print_summary(rows: list[dict]) -> None:
     """Prints a short table of runs."""
     print()
-    print(f"{'run':<34} {'epoch':>5} {'val acc':>8} {'test acc':>8} {'time s':>8} {'img/s':>8}")
+    print(
+        f"{'run':<34} {'epoch':>5} {'val acc':>8} {'test acc':>8} {'ECE %':>6} "
+        f"{'H nats':>7} {'time s':>8} {'img/s':>8}"
+    )
     for r in rows:
         c = r["config"]
         name = f"{c['model']}+{c['loss']} seed {c['seed']}"
         print(
             f"{name:<34} {r['selected_epoch']:>5} {100 * r['val_accuracy']:>8.3f} "
-            f"{100 * r['test_accuracy']:>8.3f} {r['train_seconds']:>8.1f} "
+            f"{100 * r['test_accuracy']:>8.3f} {100 * r['test_ece']:>6.2f} "
+            f"{r['test_mean_entropy']:>7.4f} {r['train_seconds']:>8.1f} "
             f"{r['images_per_second'] or 0:>8.0f}"
         )
     notes = {r["selection"] for r in rows} | {r["note"] for r in rows if r["note"]}
@@ -638,6 +665,8 @@ def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
         )
         runs.append(train(sub))
     summary = summarize_seeds([r["test_accuracy"] for r in runs])
+    summary["test_ece_mean"] = float(np.mean([r["test_ece"] for r in runs]))
+    summary["test_mean_entropy_mean"] = float(np.mean([r["test_mean_entropy"] for r in runs]))
     payload = {"summary": summary, "runs": [{k: r[k] for k in r if k != "history"} for r in runs]}
     _write_json(os.path.join(config.output_dir, "seeds.json"), payload)
     print_summary(runs)
@@ -669,11 +698,15 @@ def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
         result = train_seeds(sub, num_seeds)
         rows.append({"config": key, "paper": PAPER_RESULTS[key], **result["summary"]})
     print()
-    print(f"{'configuration':<20} {'paper %':>8} {'ours %':>8} {'std':>6} {'n':>3}")
+    print(
+        f"{'configuration':<20} {'paper %':>8} {'ours %':>8} {'std':>6} {'n':>3} "
+        f"{'ECE %':>6} {'H nats':>7}"
+    )
     for r in rows:
         print(
             f"{r['config']:<20} {r['paper']:>8.3f} {100 * r['mean']:>8.3f} "
-            f"{100 * r['std'] if r['n'] > 1 else float('nan'):>6.3f} {r['n']:>3}"
+            f"{100 * r['std'] if r['n'] > 1 else float('nan'):>6.3f} {r['n']:>3} "
+            f"{100 * r['test_ece_mean']:>6.2f} {r['test_mean_entropy_mean']:>7.4f}"
         )
     print(f"  (paper: {OPTIMISTIC_NOTE}; ours: selection={config.selection})")
     if config.synthetic:

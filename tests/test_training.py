@@ -38,9 +38,16 @@ def _cmd(out, *extra):
 def test_full_run_writes_consistent_results(tmp_path):
     out = tmp_path / "run"
     assert main(["train", *SMALL, "--epochs", "2", "--output-dir", str(out)]) == 0
-    for name in ("results.json", "curves.png", "best.keras", "checkpoint.keras", "state.json"):
+    for name in (
+        "results.json",
+        "best.keras",
+        "checkpoint.keras",
+        "state.json",
+        "best_calibrated.keras",
+    ):
         assert (out / name).is_file(), name
-    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("curves.png", "reliability.png", "entropy_histogram.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert any(os.scandir(out / "logs"))  # TensorBoard
     r = json.loads((out / "results.json").read_text())
     assert "meaningless" in r["note"]
@@ -52,12 +59,15 @@ def test_full_run_writes_consistent_results(tmp_path):
     assert 0 <= r["test_accuracy"] <= 1 and r["images_per_second"] > 0
     assert r["config"]["loss"] == "min_ent" and r["versions"]["backend"] == BACKEND
     assert r["num_examples"] == {"fit": 238, "val": 22, "test": 43}
+    assert {"val_ece", "val_predictive_entropy", "learning_rate"} <= set(hist)
+    assert 0 <= r["test_ece"] <= 1 and 0 <= r["test_mean_entropy"] <= np.log(26) + 1e-6
+    assert r["temperature"] > 0 and r["test_nll_after_temperature"] > 0
     # The best model loads after import keras_minent and scores what results.json says.
     from keras_minent import datasets
 
     model = keras.saving.load_model(out / "best.keras")
     x, y = datasets.load_arrays("test", data_dir=out / "synthetic_tfds", download=False)
-    _, acc = model.evaluate(x, y, verbose=0)
+    acc = model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"]
     assert abs(acc - r["test_accuracy"]) < 1e-6
     # A changed configuration in the same directory is refused.
     assert main(["train", *SMALL, "--loss", "ce", "--output-dir", str(out)]) == 2

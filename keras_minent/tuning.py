@@ -1,0 +1,364 @@
+"""KerasTuner search of the regularization strength (needs the `tuning` extra).
+
+`RegularizationHyperModel` builds and compiles a model with `MinEntLoss` or
+`MixEntLoss` whose regularizer weight is searched on a log scale (plain cross
+entropy can be an arm of the search). `search(TuneConfig(...))` runs a whole
+search on EMNIST-Letters and writes a readable report. Searches resume from
+their directory, and keras-tuner's chief/worker mode distributes them:
+
+```bash
+# chief (runs the oracle, trains nothing):
+KERASTUNER_TUNER_ID=chief KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000 \\
+    python -m keras_minent tune --output-dir /shared/search ...
+# one worker per GPU or machine, same command and directory:
+CUDA_VISIBLE_DEVICES=0 KERASTUNER_TUNER_ID=worker0 KERASTUNER_ORACLE_IP=10.0.0.1 \\
+    KERASTUNER_ORACLE_PORT=8000 python -m keras_minent tune --output-dir /shared/search ...
+```
+
+The objective is validation accuracy (or validation cross entropy, tracked as
+a separate metric), never `val_loss`: the loss itself changes with the weight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import keras_tuner
+
+from keras_minent import losses as losses_lib
+from keras_minent import models
+
+TUNERS = ("random", "bayesian", "hyperband")
+OBJECTIVES = {
+    "val_accuracy": keras_tuner.Objective("val_accuracy", "max"),
+    "val_cross_entropy": keras_tuner.Objective("val_cross_entropy", "min"),
+}
+
+
+class RegularizationHyperModel(keras_tuner.HyperModel):
+    """Searches the loss (`ce`, `min_ent`, `mix_ent`) and its regularizer weight.
+
+    Hyperparameters: `loss` (a choice among `losses`; fixed if only one) and
+    `reg_weight` (log-uniform in `weight_range`, active for `min_ent` and
+    `mix_ent`). The dtype policy is set inside `build`, because keras-tuner
+    calls `keras.backend.clear_session()` between trials, which resets it.
+
+    Args:
+        model_builder: Returns an uncompiled model with float32 logits;
+            defaults to `keras_minent.vgg5`.
+        losses: The arms of the search, from `("ce", "min_ent", "mix_ent")`.
+        weight_range: `(low, high)` of the regularizer weight, both > 0.
+        learning_rate: Adam's learning rate.
+        precision: Dtype policy of every trial (e.g. `"mixed_bfloat16"`).
+        paper_bases: Use the paper's log bases and CE weights with the searched weight.
+        name: Name of the hypermodel.
+
+    Raises:
+        ValueError: On an unknown loss or an invalid range.
+
+    Example:
+    ```python
+    tuner = keras_tuner.RandomSearch(RegularizationHyperModel(), "val_accuracy", max_trials=10)
+    ```
+    """
+
+    def __init__(
+        self,
+        model_builder: Callable[[], keras.Model] | None = None,
+        losses: Sequence[str] = ("min_ent",),
+        weight_range: tuple[float, float] = (1e-3, 1.0),
+        learning_rate: float = 0.005,
+        precision: str = "float32",
+        paper_bases: bool = False,
+        name: str = "regularization",
+    ):
+        super().__init__(name=name)
+        losses = tuple(losses)
+        if not losses or any(x not in ("ce", "min_ent", "mix_ent") for x in losses):
+            raise ValueError(
+                f"`losses` must be a non-empty subset of ce/min_ent/mix_ent: {losses}"
+            )
+        low, high = weight_range
+        if not 0 < low < high:
+            raise ValueError(
+                f"`weight_range` must satisfy 0 < low < high. Received: {weight_range}"
+            )
+        self.model_builder = model_builder or models.vgg5
+        self.losses = losses
+        self.weight_range = (float(low), float(high))
+        self.learning_rate = learning_rate
+        self.precision = precision
+        self.paper_bases = paper_bases
+
+    def build_loss(self, hp: keras_tuner.HyperParameters) -> keras.losses.Loss:
+        loss = (
+            hp.Choice("loss", list(self.losses))
+            if len(self.losses) > 1
+            else hp.Fixed("loss", self.losses[0])
+        )
+        regularized = [x for x in self.losses if x != "ce"]
+        weight = 0.0
+        if regularized:
+            with hp.conditional_scope("loss", regularized):
+                weight = hp.Float("reg_weight", *self.weight_range, sampling="log")
+        if loss == "ce":
+            return losses_lib.MinEntLoss(0.0, from_logits=True, name="cross_entropy")
+        cls = losses_lib.MinEntLoss if loss == "min_ent" else losses_lib.MixEntLoss
+        reg = "entropy_weight" if loss == "min_ent" else "swapped_weight"
+        if self.paper_bases:
+            settings = {**losses_lib.PAPER_SETTINGS[loss], reg: weight}
+            return cls(**settings, from_logits=True)
+        return cls(**{reg: weight}, from_logits=True)
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        keras.config.set_dtype_policy(self.precision)  # survives clear_session()
+        model = self.model_builder()
+        model.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            loss=self.build_loss(hp),
+            metrics=[
+                "accuracy",
+                keras.metrics.SparseCategoricalCrossentropy(
+                    from_logits=True, name="cross_entropy"
+                ),
+            ],
+        )
+        return model
+
+
+def make_tuner(
+    kind: str,
+    hypermodel: keras_tuner.HyperModel,
+    directory: str,
+    project_name: str = "search",
+    max_trials: int = 10,
+    epochs: int = 10,
+    objective: str = "val_accuracy",
+    seed: int = 0,
+) -> keras_tuner.Tuner:
+    """A keras-tuner tuner over `hypermodel` (`random`, `bayesian` or `hyperband`).
+
+    It resumes from `directory/project_name` if a search is there.
+    """
+    if kind not in TUNERS:
+        raise ValueError(f"Unknown tuner {kind!r}; expected one of {TUNERS}.")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"Unknown objective {objective!r}; expected one of {tuple(OBJECTIVES)}.")
+    common = {
+        "objective": OBJECTIVES[objective],
+        "directory": directory,
+        "project_name": project_name,
+        "seed": seed,
+        "overwrite": False,
+    }
+    if kind == "random":
+        return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
+    if kind == "bayesian":
+        return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    return keras_tuner.Hyperband(hypermodel, max_epochs=epochs, factor=3, **common)
+
+
+def trial_table(tuner: keras_tuner.Tuner) -> list[dict[str, Any]]:
+    """One row per trial: id, status, loss, weight, objective value."""
+    rows = []
+    name = tuner.oracle.objective.name
+    for trial in tuner.oracle.trials.values():
+        values = trial.hyperparameters.values
+        score = trial.score
+        rows.append(
+            {
+                "trial": trial.trial_id,
+                "status": str(trial.status),
+                "loss": values.get("loss"),
+                "reg_weight": values.get("reg_weight"),
+                name: None if score is None else float(score),
+            }
+        )
+    return sorted(rows, key=lambda r: r["trial"])
+
+
+def plot_objective(rows: list[dict], objective: str, path: str) -> None:
+    """Objective against the regularizer weight (log axis), one series per loss, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for loss in sorted({r["loss"] for r in rows if r["loss"]}):
+        pts = [
+            (r["reg_weight"], r[objective])
+            for r in rows
+            if r["loss"] == loss and r[objective] is not None
+        ]
+        if loss == "ce":
+            for _, v in pts:
+                ax.axhline(v, color="gray", ls="--", label="cross entropy")
+            continue
+        if pts:
+            w, v = zip(*sorted(pts))
+            ax.plot(w, v, "o-", label=loss)
+    ax.set_xscale("log")
+    ax.set(xlabel="regularizer weight", ylabel=objective, title="search results")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@dataclasses.dataclass
+class TuneConfig:
+    """A search of the regularizer weight on EMNIST-Letters.
+
+    Attributes:
+        tuner: `"random"`, `"bayesian"` or `"hyperband"`.
+        trials: Number of trials (random, bayesian).
+        epochs: Epochs per trial (the maximum for hyperband).
+        losses: The arms of the search.
+        weight_min: Lower end of the weight range.
+        weight_max: Upper end of the weight range.
+        objective: `"val_accuracy"` or `"val_cross_entropy"`.
+        model: `"vgg5"` or `"spinal_vgg5"`.
+        batch_size: Batch size.
+        learning_rate: Adam's learning rate.
+        precision: Dtype policy of every trial.
+        seed: Seed of the tuner and the data order.
+        output_dir: The search directory (resumable, shared by chief and workers).
+        data_dir: tfds data directory.
+        idx_dir: Directory of the four official `.gz` files.
+        download: Whether the dataset may be downloaded.
+        synthetic: Generated images instead of EMNIST (smoke test).
+        synthetic_size: Number of generated training images.
+        verbose: Keras verbosity.
+    """
+
+    tuner: str = "random"
+    trials: int = 10
+    epochs: int = 10
+    losses: tuple[str, ...] = ("ce", "min_ent", "mix_ent")
+    weight_min: float = 1e-3
+    weight_max: float = 1.0
+    objective: str = "val_accuracy"
+    model: str = "vgg5"
+    batch_size: int = 100
+    learning_rate: float = 0.005
+    precision: str = "float32"
+    seed: int = 0
+    output_dir: str = "runs/tune"
+    data_dir: str | None = None
+    idx_dir: str | None = None
+    download: bool = True
+    synthetic: bool = False
+    synthetic_size: int = 2600
+    verbose: Any = "auto"
+
+
+def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None = None) -> dict:
+    """Runs (or resumes) a search and writes its report.
+
+    Writes `trials.json`, `best_hyperparameters.json` and `objective.png` to
+    `config.output_dir`, prints the trial table and the command that trains
+    the final model with the best setting.
+
+    Returns:
+        `{"trials": [...], "best": {...} or None, "failed": [...]}`.
+
+    Raises:
+        RuntimeError: If any trial failed (the table and keras-tuner's
+            message are printed first).
+    """
+    from keras_minent import datasets
+    from keras_minent.training import TrainConfig, _load_data
+
+    builder = model_builder or (lambda: models.BUILDERS[config.model](augment=True))
+    hypermodel = RegularizationHyperModel(
+        builder,
+        losses=config.losses,
+        weight_range=(config.weight_min, config.weight_max),
+        learning_rate=config.learning_rate,
+        precision=config.precision,
+    )
+    tuner = make_tuner(
+        config.tuner,
+        hypermodel,
+        config.output_dir,
+        max_trials=config.trials,
+        epochs=config.epochs,
+        objective=config.objective,
+        seed=config.seed,
+    )
+    train_config = TrainConfig(
+        synthetic=config.synthetic,
+        synthetic_size=config.synthetic_size,
+        data_dir=config.data_dir,
+        idx_dir=config.idx_dir,
+        download=config.download,
+        output_dir=config.output_dir,
+    )
+    data = _load_data(train_config, config.output_dir)
+    (x_fit, y_fit), (x_val, y_val) = data["fit"], data["val"]
+    tuner.search(
+        datasets.training_dataset(x_fit, y_fit, config.batch_size, config.seed, config.epochs),
+        steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size),
+        validation_data=datasets.evaluation_dataset(x_val, y_val, 1000),
+        epochs=config.epochs,
+        shuffle=False,
+        verbose=config.verbose,
+    )
+    return report(tuner, config)
+
+
+def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
+    """Writes and prints the readable results of a search (see `search`)."""
+    if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief" or not hasattr(
+        tuner.oracle, "trials"
+    ):
+        return {"trials": [], "best": None, "failed": []}
+    rows = trial_table(tuner)
+    objective = tuner.oracle.objective.name
+    out = config.output_dir
+    with open(os.path.join(out, "trials.json"), "w") as f:
+        json.dump(rows, f, indent=2)
+    done = [r for r in rows if r["status"] == "COMPLETED" and r[objective] is not None]
+    best = None
+    if done:
+        best_hp = tuner.get_best_hyperparameters(1)[0].values
+        best = {**best_hp, objective: tuner.oracle.get_best_trials(1)[0].score}
+        with open(os.path.join(out, "best_hyperparameters.json"), "w") as f:
+            json.dump(best, f, indent=2)
+        plot_objective(rows, objective, os.path.join(out, "objective.png"))
+    print(f"\n{'trial':<6} {'status':<10} {'loss':<8} {'reg_weight':>10} {objective:>18}")
+    for r in rows:
+        w = "" if r["reg_weight"] is None else f"{r['reg_weight']:.4g}"
+        v = "" if r[objective] is None else f"{r[objective]:.4f}"
+        print(f"{r['trial']:<6} {r['status']:<10} {r['loss'] or '':<8} {w:>10} {v:>18}")
+    if best:
+        cmd = f"python -m keras_minent train --loss {best['loss']} --model {config.model}"
+        if best.get("reg_weight") is not None and best["loss"] != "ce":
+            cmd += f" --reg-weight {best['reg_weight']:.4g}"
+        print(f"\nbest: {best}\ntrain the final model with:\n  {cmd}")
+    failed = [r for r in rows if r["status"] in ("FAILED", "INVALID")]
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} trial(s) failed ({[r['trial'] for r in failed]}); see keras-tuner's "
+            "messages above. On the TensorFlow backend keras-tuner needs `tensorboard` "
+            "(pip install 'keras-minent[tuning]')."
+        )
+    return {"trials": rows, "best": best, "failed": failed}
+
+
+__all__ = [
+    "RegularizationHyperModel",
+    "TuneConfig",
+    "make_tuner",
+    "plot_objective",
+    "report",
+    "search",
+    "trial_table",
+]
