@@ -353,7 +353,7 @@ def _softmax_parts(z, axis):
     Then `log p = s - log_sum_e` and `p = e / sum_e`; `s <= 0` and
     `sum_e >= 1`, so nothing below overflows or divides by zero.
     """
-    s = z - ops.stop_gradient(ops.max(z, axis=axis, keepdims=True))
+    s = z - ops.stop_gradient(ops.amax(z, axis=axis, keepdims=True))
     e = ops.exp(s)
     sum_e = ops.sum(e, axis=axis, keepdims=True)
     return s, e, sum_e, ops.log(sum_e)
