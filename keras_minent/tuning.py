@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -131,6 +132,71 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         return model
 
 
+#: Seconds without a sign of life after which a worker's trial is given to another worker.
+WORKER_TIMEOUT_ENV = "KERAS_MINENT_WORKER_TIMEOUT"
+DEFAULT_WORKER_TIMEOUT = 900.0
+
+
+class _ReclaimingOracle:
+    """Mixin: reclaims the trial of a worker that went silent (crashed, killed).
+
+    keras-tuner's chief waits for every running trial to end, so one dead
+    worker would hang the whole search. Here every `create_trial` and
+    `update_trial` (once per epoch) is a heartbeat; a trial whose worker has
+    been silent for `worker_timeout` seconds goes back to the retry queue,
+    and a worker asking for work waits (instead of stopping) while others
+    still run trials that may come back.
+    """
+
+    def _heartbeat(self, tuner_id):
+        self._beats[tuner_id] = time.time()
+
+    @keras_tuner.synchronized
+    def _reclaim_and_check_wait(self, tuner_id) -> bool:
+        now = time.time()
+        self._heartbeat(tuner_id)
+        for other, trial in list(self.ongoing_trials.items()):
+            if (
+                other != tuner_id
+                and now - self._beats.setdefault(other, now) > self.worker_timeout
+            ):
+                self.ongoing_trials.pop(other)
+                self.tuner_ids.discard(other)
+                self._retry_queue.append(trial.trial_id)
+                print(f"keras-minent: worker {other!r} silent; trial {trial.trial_id} re-queued")
+        full = bool(self.max_trials) and len(self.trials) >= self.max_trials
+        others_running = any(o != tuner_id for o in self.ongoing_trials)
+        return (
+            full
+            and not self._retry_queue
+            and others_running
+            and (tuner_id not in self.ongoing_trials)
+        )
+
+    def create_trial(self, tuner_id):
+        while self._reclaim_and_check_wait(tuner_id):
+            time.sleep(1.0)
+        return super().create_trial(tuner_id)
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        for tuner_id, trial in self.ongoing_trials.items():
+            if trial.trial_id == trial_id:
+                self._heartbeat(tuner_id)
+        return super().update_trial(trial_id, metrics, step=step)
+
+
+def _reclaiming(oracle, timeout: float):
+    """Gives a (chief's or local) oracle the `_ReclaimingOracle` behaviour."""
+    cls = type(oracle)
+    if not isinstance(oracle, keras_tuner.Oracle) or isinstance(oracle, _ReclaimingOracle):
+        return oracle  # a worker's client: the chief does the reclaiming
+    oracle.__class__ = type(f"Reclaiming{cls.__name__}", (_ReclaimingOracle, cls), {})
+    oracle._beats = {}
+    oracle.worker_timeout = float(timeout)
+    return oracle
+
+
 def make_tuner(
     kind: str,
     hypermodel: keras_tuner.HyperModel,
@@ -143,7 +209,11 @@ def make_tuner(
 ) -> keras_tuner.Tuner:
     """A keras-tuner tuner over `hypermodel` (`random`, `bayesian` or `hyperband`).
 
-    It resumes from `directory/project_name` if a search is there.
+    It resumes from `directory/project_name` if a search is there. In
+    keras-tuner's chief/worker mode (`KERASTUNER_TUNER_ID`,
+    `KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`), the chief re-queues
+    the trial of a worker silent for `$KERAS_MINENT_WORKER_TIMEOUT` seconds
+    (default 900) so the search finishes with the remaining workers.
     """
     if kind not in TUNERS:
         raise ValueError(f"Unknown tuner {kind!r}; expected one of {TUNERS}.")
@@ -157,10 +227,14 @@ def make_tuner(
         "overwrite": False,
     }
     if kind == "random":
-        return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
-    if kind == "bayesian":
-        return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
-    return keras_tuner.Hyperband(hypermodel, max_epochs=epochs, factor=3, **common)
+        tuner = keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
+    elif kind == "bayesian":
+        tuner = keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    else:
+        tuner = keras_tuner.Hyperband(hypermodel, max_epochs=epochs, factor=3, **common)
+    timeout = float(os.environ.get(WORKER_TIMEOUT_ENV, DEFAULT_WORKER_TIMEOUT))
+    _reclaiming(tuner.oracle, timeout)
+    return tuner
 
 
 def trial_table(tuner: keras_tuner.Tuner) -> list[dict[str, Any]]:
