@@ -70,6 +70,13 @@ def _train_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     )
     run.add_argument("--xla", type=_bool, default="auto", help="auto, on or off")
     run.add_argument(
+        "--distribute",
+        choices=("none", "gpus", "multiworker"),
+        default="none",
+        help="gpus: all local GPUs (MirroredStrategy / DataParallel); multiworker: JAX only, "
+        "KERAS_DISTRIBUTION_*; --batch-size is the global batch",
+    )
+    run.add_argument(
         "--steps-per-execution",
         default="auto",
         help="training steps per compiled call: auto (8 on GPU, 1 on CPU) or N",
@@ -117,6 +124,7 @@ def _config(args):
         selection=args.selection,
         precision=args.precision,
         jit_compile=args.xla,
+        distribute=args.distribute,
         steps_per_execution=(
             "auto" if args.steps_per_execution == "auto" else int(args.steps_per_execution)
         ),

@@ -166,7 +166,7 @@ def _stem(inputs, augment: bool, seed: int | None):
     return layers.Normalization(mean=MEAN, variance=STD**2, dtype="float32", name="normalize")(x)
 
 
-def _features(x):
+def _features(x, bn: dict):
     """The four convolutional blocks; returns the flattened 256 features."""
     for b, widths in enumerate(_BLOCKS, start=1):
         for c, width in enumerate(widths, start=1):
@@ -179,7 +179,7 @@ def _features(x):
                 ),
                 name=f"block{b}_conv{c}",
             )(x)
-            x = layers.BatchNormalization(**_BN, name=f"block{b}_bn{c}")(x)
+            x = layers.BatchNormalization(**bn, name=f"block{b}_bn{c}")(x)
             x = layers.ReLU(name=f"block{b}_relu{c}")(x)
         x = layers.MaxPooling2D(2, strides=2, name=f"block{b}_pool")(x)
     return layers.Flatten(name="flatten")(x)
@@ -198,6 +198,7 @@ def vgg5(
     augment: bool = False,
     softmax: bool = False,
     seed: int | None = None,
+    synchronized_bn: bool = False,
     name: str = "vgg5",
 ) -> keras.Model:
     """VGG-5 of the paper (SpinalNet's EMNIST VGG).
@@ -220,6 +221,8 @@ def vgg5(
             `augmentation`) at the input; it is active only in training.
         softmax: If True, output probabilities (float32) instead of logits.
         seed: Seed of the augmentation.
+        synchronized_bn: Synchronize BatchNorm statistics across replicas
+            (TensorFlow distribution strategies; see `keras_minent.distribute`).
         name: Name of the model.
 
     Returns:
@@ -235,11 +238,12 @@ def vgg5(
     ```
     """
     _check_args(input_shape, num_classes, dropout)
+    bn = {**_BN, "synchronized": synchronized_bn}
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = _features(_stem(inputs, augment, seed))
+    x = _features(_stem(inputs, augment, seed), bn)
     x = layers.Dropout(dropout, name="head_dropout1")(x)
     x = _torch_dense(512, x.shape[-1], "head_dense")(x)
-    x = layers.BatchNormalization(**_BN, name="head_bn")(x)
+    x = layers.BatchNormalization(**bn, name="head_bn")(x)
     x = layers.ReLU(name="head_relu")(x)
     x = layers.Dropout(dropout, name="head_dropout2")(x)
     logits = _torch_dense(num_classes, 512, "logits", dtype="float32")(x)
@@ -254,6 +258,7 @@ def spinal_vgg5(
     augment: bool = False,
     softmax: bool = False,
     seed: int | None = None,
+    synchronized_bn: bool = False,
     name: str = "spinal_vgg5",
 ) -> keras.Model:
     """Spinal-VGG-5, the paper's competitor (SpinalNet's EMNIST code).
@@ -272,6 +277,7 @@ def spinal_vgg5(
         augment: Whether to include the training augmentation.
         softmax: If True, output probabilities instead of logits.
         seed: Seed of the augmentation.
+        synchronized_bn: Synchronize BatchNorm statistics across replicas.
         name: Name of the model.
 
     Returns:
@@ -288,8 +294,9 @@ def spinal_vgg5(
     _check_args(input_shape, num_classes, dropout)
     if isinstance(spinal_width, bool) or not isinstance(spinal_width, int) or spinal_width < 1:
         raise ValueError(f"`spinal_width` must be a positive integer. Received: {spinal_width}")
+    bn = {**_BN, "synchronized": synchronized_bn}
     inputs = keras.Input(tuple(input_shape), name="image")
-    features = _features(_stem(inputs, augment, seed))
+    features = _features(_stem(inputs, augment, seed), bn)
     half = features.shape[-1] // 2
     part_a = FeatureSlice(0, half, name="half_a")(features)
     part_b = FeatureSlice(half, None, name="half_b")(features)
@@ -297,7 +304,7 @@ def spinal_vgg5(
     def spinal(x, i):
         x = layers.Dropout(dropout, name=f"spinal{i}_dropout")(x)
         x = _torch_dense(spinal_width, x.shape[-1], f"spinal{i}_dense")(x)
-        x = layers.BatchNormalization(**_BN, name=f"spinal{i}_bn")(x)
+        x = layers.BatchNormalization(**bn, name=f"spinal{i}_bn")(x)
         return layers.ReLU(name=f"spinal{i}_relu")(x)
 
     x1 = spinal(part_a, 1)
