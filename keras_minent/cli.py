@@ -84,6 +84,10 @@ def _train_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     run.add_argument("--output-dir", default=default_out)
     run.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
 
+    _data_arguments(p)
+
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
     data = p.add_argument_group("data")
     data.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     data.add_argument(
@@ -100,10 +104,22 @@ def _train_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
     data.add_argument("--synthetic-size", type=int, default=2600)
 
 
+def _data_kwargs(args) -> dict:
+    """The data and output options shared by `train`, `reproduce` and `tune`."""
+    return {
+        "output_dir": args.output_dir,
+        "data_dir": args.data_dir,
+        "idx_dir": args.idx_dir,
+        "download": args.download,
+        "synthetic": args.synthetic,
+        "synthetic_size": args.synthetic_size,
+        "verbose": args.verbose if args.verbose == "auto" else int(args.verbose),
+    }
+
+
 def _config(args):
     from keras_minent.training import TrainConfig
 
-    verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
     return TrainConfig(
         loss=args.loss,
         paper_loss_settings=args.paper_settings,
@@ -128,13 +144,7 @@ def _config(args):
         steps_per_execution=(
             "auto" if args.steps_per_execution == "auto" else int(args.steps_per_execution)
         ),
-        output_dir=args.output_dir,
-        data_dir=args.data_dir,
-        idx_dir=args.idx_dir,
-        download=args.download,
-        synthetic=args.synthetic,
-        synthetic_size=args.synthetic_size,
-        verbose=verbose,
+        **_data_kwargs(args),
     )
 
 
@@ -176,12 +186,8 @@ def _tune_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output-dir", default="runs/tune")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--idx-dir", default=None)
-    p.add_argument("--no-download", dest="download", action="store_false")
-    p.add_argument("--synthetic", action="store_true")
-    p.add_argument("--synthetic-size", type=int, default=2600)
-    p.add_argument("--verbose", default="auto")
+    p.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
+    _data_arguments(p)
 
 
 def _tune(args) -> None:
@@ -201,13 +207,7 @@ def _tune(args) -> None:
             learning_rate=args.learning_rate,
             precision=args.precision,
             seed=args.seed,
-            output_dir=args.output_dir,
-            data_dir=args.data_dir,
-            idx_dir=args.idx_dir,
-            download=args.download,
-            synthetic=args.synthetic,
-            synthetic_size=args.synthetic_size,
-            verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
+            **_data_kwargs(args),
         )
     )
 
