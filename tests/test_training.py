@@ -35,6 +35,7 @@ def _cmd(out, *extra):
     ]
 
 
+@pytest.mark.backend_matrix
 def test_full_run_writes_consistent_results(tmp_path):
     out = tmp_path / "run"
     assert main(["train", *SMALL, "--epochs", "2", "--output-dir", str(out)]) == 0
