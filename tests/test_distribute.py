@@ -54,34 +54,41 @@ def _step_losses(dist: distribute.Distribution, weights, loss):
     return np.array(cb.seen)
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute needs the TF backend")
-@pytest.mark.parametrize("kind", ["min_ent", "mix_ent"])
-def test_mirrored_two_cpus_matches_single_device(kind):
-    import tensorflow as tf
+TF_SCRIPT = r"""
+import sys
+import tensorflow as tf
+cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, "TESTS_DIR")
+import keras, keras_minent
+from keras_minent import distribute
+import test_distribute as t
 
-    cpus = tf.config.list_physical_devices("CPU")
-    try:
-        tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
-        )
-    except RuntimeError:
-        pass  # already configured by an earlier test
+keras.utils.set_random_seed(0)
+weights = keras_minent.vgg5(dropout=0.0).get_weights()
+for kind in ("min_ent", "mix_ent"):
+    cls = keras_minent.MinEntLoss if kind == "min_ent" else keras_minent.MixEntLoss
+    single = t._step_losses(distribute.Distribution("none"), weights, cls(0.3, from_logits=True))
     logical = [d.name for d in tf.config.list_logical_devices("CPU")]
-    if len(logical) < 2:
-        pytest.skip("TensorFlow was initialised before two logical CPUs could be made")
-    keras.utils.set_random_seed(0)
-    weights = keras_minent.vgg5(dropout=0.0).get_weights()
-    loss = (
-        keras_minent.MinEntLoss(0.3, from_logits=True)
-        if kind == "min_ent"
-        else (keras_minent.MixEntLoss(0.3, from_logits=True))
-    )
-    single = _step_losses(distribute.Distribution("none"), weights, loss)
     mirrored = distribute.Distribution("gpus", tf_devices=logical[:2])
     assert mirrored.num_replicas == 2
-    multi = _step_losses(mirrored, weights, loss)
-    assert len(single) == STEPS
+    multi = t._step_losses(mirrored, weights, cls(0.3, from_logits=True))
+    print(kind, single, multi)
+    assert len(single) == t.STEPS
+    import numpy as np
     np.testing.assert_allclose(multi, single, rtol=1e-5)
+print("OK")
+"""
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute needs the TF backend")
+def test_mirrored_two_cpus_matches_single_device():
+    """In a fresh process: logical CPUs must be made before TensorFlow starts."""
+    import pathlib
+
+    tests_dir = str(pathlib.Path(__file__).parent)
+    out = run_python(TF_SCRIPT.replace("TESTS_DIR", tests_dir), timeout=600)
+    assert out.strip().endswith("OK"), out
 
 
 JAX_SCRIPT = r"""
