@@ -4,7 +4,8 @@ The losses regularize cross entropy with a minimum-entropy term (MIN-ENT) or a
 "swapped" cross entropy (MIX-ENT), after A. O. Ibraheem, arXiv:2501.13709.
 
 Modules that need TensorFlow or tensorflow-datasets (`keras_minent.datasets`,
-`keras_minent.training`, `keras_minent.tuning`) are imported only when used, so
+`keras_minent.training`, `keras_minent.tuning`) are imported only when used (they are
+attributes of the package all the same, e.g. `keras_minent.datasets.emnist_letters`), so
 `import keras_minent` works on the JAX and PyTorch backends without TensorFlow.
 """
 
@@ -28,7 +29,7 @@ __all__ = [
     "vgg5",
 ]
 
-_LAZY_MODULES = ("datasets", "metrics", "training", "tuning", "models")
+_LAZY_MODULES = ("calibration", "datasets", "distribute", "metrics", "models", "training", "tuning")
 
 
 def __getattr__(name: str):
