@@ -29,7 +29,15 @@ __all__ = [
     "vgg5",
 ]
 
-_LAZY_MODULES = ("calibration", "datasets", "distribute", "metrics", "models", "training", "tuning")
+_LAZY_MODULES = (
+    "calibration",
+    "datasets",
+    "distribute",
+    "metrics",
+    "models",
+    "training",
+    "tuning",
+)
 
 
 def __getattr__(name: str):

@@ -144,6 +144,12 @@ def calibrate(
     return calibrated, report
 
 
+def _wrap(text: str, width: int = 60) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width) for line in text.splitlines())
+
+
 def plot_reliability(logits, labels, path: str, num_bins: int = 15, title: str = "") -> float:
     """Writes a reliability diagram (accuracy vs confidence per bin) as PNG; returns ECE."""
     import matplotlib
@@ -170,8 +176,8 @@ def plot_reliability(logits, labels, path: str, num_bins: int = 15, title: str =
         ylim=(0, 1),
         xlabel="confidence",
         ylabel="accuracy",
-        title=f"{title}\nECE = {100 * value:.2f}%",
     )
+    ax.set_title(_wrap(f"{title}\nECE = {100 * value:.2f}%"), fontsize=9)
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -193,7 +199,10 @@ def plot_entropy_histogram(logits, path: str, title: str = "") -> float:
     ax.set(
         xlabel="predictive entropy (nats)",
         ylabel="examples",
-        title=f"{title}\nmean {h.mean():.4f} nats (max {math.log(log_p.shape[-1]):.2f})",
+    )
+    ax.set_title(
+        _wrap(f"{title}\nmean {h.mean():.4f} nats (max {math.log(log_p.shape[-1]):.2f})"),
+        fontsize=9,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

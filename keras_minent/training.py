@@ -658,7 +658,7 @@ def plot_curves(history: dict, path: str, title: str = "") -> None:
     for ax in axes[:2]:
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
