@@ -73,8 +73,8 @@ def _train_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
         "--distribute",
         choices=("none", "gpus", "multiworker"),
         default="none",
-        help="gpus: all local GPUs (MirroredStrategy / DataParallel); multiworker: JAX only, "
-        "KERAS_DISTRIBUTION_*; --batch-size is the global batch",
+        help="gpus: all local GPUs (MirroredStrategy / DataParallel), --batch-size is the "
+        "global batch; multiworker: not supported yet (says why)",
     )
     run.add_argument(
         "--steps-per-execution",

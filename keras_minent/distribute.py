@@ -7,13 +7,12 @@ Modes:
   (BatchNorm statistics synchronized across replicas); JAX:
   `keras.distribution.DataParallel` over `jax.devices()` (one SPMD program, so
   BatchNorm sees the global batch).
-* `"multiworker"`: several machines, JAX only: `keras.distribution.initialize()`
-  (which calls `jax.distributed.initialize`, configured by
-  `KERAS_DISTRIBUTION_JOB_ADDRESSES`, `KERAS_DISTRIBUTION_NUM_PROCESSES` and
-  `KERAS_DISTRIBUTION_PROCESS_ID`), then `DataParallel` over all processes'
-  devices. Not tested here (one machine, no multi-process JAX test yet). On
+* `"multiworker"`: several machines. Refused for now, with the reason: on
   TensorFlow, `MultiWorkerMirroredStrategy` fails inside Keras 3.15's `fit`
-  (keras-team/keras#20585), so that mode raises a clear error there.
+  (keras-team/keras#20585); on JAX, Keras's multi-process `DataParallel`
+  trains (seen with two CPU processes and gloo collectives) but its per-epoch
+  validation fails unless the validation set splits into equal per-process
+  batches.
 
 The batch size is global: each of N replicas gets `batch_size / N` examples.
 The losses need nothing special: they are ordinary Keras losses, which Keras
@@ -77,7 +76,13 @@ class Distribution:
             self.strategy = tf.distribute.MirroredStrategy(devices=tf_devices)
         else:
             if mode == "multiworker":
-                keras.distribution.initialize()
+                raise ValueError(
+                    "--distribute multiworker is not supported yet on the JAX backend: "
+                    "Keras 3.15's multi-process DataParallel re-batches and shards every "
+                    "batch across processes, and the per-epoch validation fails when the "
+                    "validation set does not divide into equal per-process batches (seen "
+                    "with two CPU processes). Use --distribute gpus on each machine."
+                )
             keras.distribution.set_distribution(keras.distribution.DataParallel())
 
     @property
@@ -101,8 +106,8 @@ class Distribution:
     @property
     def is_chief(self) -> bool:
         """Whether this process writes checkpoints and results."""
-        if self.mode != "multiworker":
-            return True
-        import jax
+        if keras.backend.backend() == "jax":
+            import jax
 
-        return jax.process_index() == 0
+            return jax.process_index() == 0
+        return True

@@ -73,8 +73,8 @@ class TrainConfig:
         selection: `"validation"` (honest) or `"test"` (paper, optimistic).
         precision: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
         jit_compile: `"auto"`, True or False (XLA).
-        distribute: `"none"`, `"gpus"` (all local GPUs) or `"multiworker"`
-            (JAX only, `KERAS_DISTRIBUTION_*`); see
+        distribute: `"none"` or `"gpus"` (all local GPUs; `"multiworker"` is
+            refused for now, with the reason); see
             `keras_minent.distribute`. `batch_size` is the global batch.
         steps_per_execution: Training steps per compiled call; `"auto"`: 8 on
             a GPU (small batches are launch-bound there: measured 1.35x more
@@ -509,13 +509,21 @@ def train(config: TrainConfig) -> dict[str, Any]:
     note = SYNTHETIC_NOTE if config.synthetic else None
     if note:
         print(f"*** {note} ***")
+    # Distributed: full batches only, so each splits evenly across replicas/processes.
+    distributed = config.distribute != "none"
     t0 = time.perf_counter()
     if initial_epoch < config.epochs:
         model.fit(
             datasets.training_dataset(
-                x_fit, y_fit, config.batch_size, config.seed, config.epochs, initial_epoch
+                x_fit,
+                y_fit,
+                config.batch_size,
+                config.seed,
+                config.epochs,
+                initial_epoch,
+                drop_remainder=distributed,
             ),
-            steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size),
+            steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size, distributed),
             validation_data=datasets.evaluation_dataset(x_val, y_val, 1000),
             epochs=config.epochs,
             initial_epoch=initial_epoch,

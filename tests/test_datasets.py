@@ -233,6 +233,9 @@ def test_training_dataset_is_a_function_of_seed_and_epoch():
     epoch1 = np.concatenate([y for _, y in full[steps : 2 * steps]])
     assert sorted(epoch0.tolist()) == sorted(labels.tolist())  # a permutation
     assert epoch0.tolist() != epoch1.tolist()  # reshuffled every epoch
+    full_batches = list(datasets.training_dataset(images, labels, 16, 7, 2, drop_remainder=True))
+    assert datasets.steps_per_epoch(50, 16, drop_remainder=True) == 3
+    assert len(full_batches) == 6 and all(len(y) == 16 for _, y in full_batches)
 
 
 def test_vgg5_trains_one_epoch_through_the_pipeline(prepared):

@@ -198,6 +198,7 @@ def training_dataset(
     seed: int,
     epochs: int,
     initial_epoch: int = 0,
+    drop_remainder: bool = False,
 ):
     """Shuffled training batches whose order depends only on `(seed, epoch)`.
 
@@ -214,6 +215,9 @@ def training_dataset(
         seed: Shuffling seed.
         epochs: Last epoch (exclusive), as in `fit`.
         initial_epoch: First epoch, as in `fit`.
+        drop_remainder: Drop each epoch's last partial batch, so every batch
+            has the static size `batch_size` (needed to split batches across
+            replicas and processes).
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)` batches covering the epochs.
@@ -229,7 +233,7 @@ def training_dataset(
         )
         return (
             tf.data.Dataset.from_tensor_slices(perm)
-            .batch(batch_size)
+            .batch(batch_size, drop_remainder=drop_remainder)
             .map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
         )
 
@@ -237,8 +241,10 @@ def training_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+def steps_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool = False) -> int:
     """Batches in one epoch of `training_dataset`."""
+    if drop_remainder:
+        return num_examples // batch_size
     return -(-num_examples // batch_size)
 
 
