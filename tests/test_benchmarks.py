@@ -78,6 +78,11 @@ def test_train_step_and_summary(tmp_path):
     assert "GPU suite summary" in out and "pytorch (plain) paper" in out
 
 
+def test_loss_exactness():
+    out = run(["benchmarks/loss_exactness.py"], {"KERAS_BACKEND": "jax"})
+    assert float(out.split()[-1]) < 1e-5
+
+
 def test_input_pipeline(tmp_path):
     out = run(
         ["benchmarks/input_pipeline.py", "--num", "520", "--batches", "5", "--tfds-num", "104"],
