@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 import keras  # noqa: E402
-from test_losses import K, make_loss, ref_loss, rng_data, targets  # noqa: E402
+from test_losses import reference_case  # noqa: E402
 
 
 def main() -> float:
@@ -31,22 +31,8 @@ def main() -> float:
         ((math.e, math.e), (2.02, 10.73)),
         range(5),
     )
-    for kind, from_logits, fmt, smoothing, bases, seed in grid:
-        labels, y_pred = rng_data(seed, from_logits=from_logits)
-        y_true, dist = targets(labels, fmt)
-        t = dist * (1 - smoothing) + smoothing / K
-        loss = make_loss(
-            kind,
-            reg_weight=0.37,
-            ce_weight=0.8,
-            ce_log_base=bases[0],
-            reg_base=bases[1],
-            from_logits=from_logits,
-            label_smoothing=smoothing,
-            reduction=None,
-        )
-        got = keras.ops.convert_to_numpy(loss(y_true, y_pred)).astype(np.float64)
-        want = ref_loss(kind, t, y_pred, from_logits, 0.37, 0.8, *bases)
+    for case in grid:
+        got, want, *_ = reference_case(*case)
         worst = max(worst, float(np.max(np.abs(got - want) / np.abs(want))))
     print(f"{keras.backend.backend()}: max relative error over 640 cases {worst:.3g}")
     return worst

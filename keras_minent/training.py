@@ -48,7 +48,30 @@ PAPER_RESULTS = {
 
 
 @dataclasses.dataclass
-class TrainConfig:
+class DataOptions:
+    """Where the data and the outputs of a run (or a search) are.
+
+    Attributes:
+        output_dir: Where checkpoints and results go.
+        data_dir: tfds data directory.
+        idx_dir: Directory of the four official `.gz` files.
+        download: Whether the dataset may be downloaded.
+        synthetic: Generated images instead of EMNIST (smoke test).
+        synthetic_size: Number of generated training images.
+        verbose: Keras verbosity (`"auto"`, 0, 1, 2).
+    """
+
+    output_dir: str = "runs/emnist_letters"
+    data_dir: str | None = None
+    idx_dir: str | None = None
+    download: bool = True
+    synthetic: bool = False
+    synthetic_size: int = 2600
+    verbose: Any = "auto"
+
+
+@dataclasses.dataclass
+class TrainConfig(DataOptions):
     """Everything that defines a run. Defaults are the paper's recipe (PAPER.md section 4).
 
     Attributes:
@@ -79,13 +102,7 @@ class TrainConfig:
         steps_per_execution: Training steps per compiled call; `"auto"`: 8 on
             a GPU (small batches are launch-bound there: measured 1.35x more
             images/s on an H200 at batch 100), 1 on a CPU.
-        output_dir: Where checkpoints and results go.
-        data_dir: tfds data directory.
-        idx_dir: Directory of the four official `.gz` files.
-        download: Whether the dataset may be downloaded.
-        synthetic: Generated images instead of EMNIST (smoke test).
-        synthetic_size: Number of generated training images.
-        verbose: Keras verbosity (`"auto"`, 0, 1, 2).
+        (and the data options of `DataOptions`)
     """
 
     loss: str = "min_ent"
@@ -109,13 +126,6 @@ class TrainConfig:
     jit_compile: Any = "auto"
     steps_per_execution: Any = "auto"
     distribute: str = "none"
-    output_dir: str = "runs/emnist_letters"
-    data_dir: str | None = None
-    idx_dir: str | None = None
-    download: bool = True
-    synthetic: bool = False
-    synthetic_size: int = 2600
-    verbose: Any = "auto"
 
     def __post_init__(self):
         checks = [
@@ -391,9 +401,21 @@ def resolve_precision(precision: str, device: dict | None = None) -> str:
 # ------------------------------------------------------------------ data
 
 
-def _load_data(config: TrainConfig, output_dir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def load_data(
+    config: DataOptions,
+    selection: str = "validation",
+    roles: tuple[str, ...] = ("fit", "val", "test"),
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The arrays of a run: `{"fit", "val", "test"}` (only `roles`) as `(images, labels)`.
+
+    With `selection="test"` (the paper's protocol) "fit" is the whole training
+    split and "val" the test split; otherwise "fit" is the training split
+    without the validation carve-out and "val" that carve-out. `--synthetic`
+    data are generated once into the output directory.
+    """
     from keras_minent import datasets
 
+    output_dir = config.output_dir
     data_dir, idx_dir, download = config.data_dir, config.idx_dir, config.download
     if config.synthetic:
         from keras_minent.datasets import idx
@@ -406,12 +428,14 @@ def _load_data(config: TrainConfig, output_dir: str) -> dict[str, tuple[np.ndarr
                 {"train": idx.synthetic_letters(n, 1), "test": idx.synthetic_letters(n // 6, 2)},
             )
         data_dir, idx_dir, download = os.path.join(output_dir, "synthetic_tfds"), raw, False
-    fit_split = "train" if config.selection == "test" else "train_without_validation"
-    val_split = "test" if config.selection == "test" else "validation"
-    out = {}
-    for role, split in (("fit", fit_split), ("val", val_split), ("test", "test")):
-        out[role] = datasets.load_arrays(split, data_dir, idx_dir, download)
-    return out
+    splits = {
+        "fit": "train" if selection == "test" else "train_without_validation",
+        "val": "test" if selection == "test" else "validation",
+        "test": "test",
+    }
+    return {
+        role: datasets.load_arrays(splits[role], data_dir, idx_dir, download) for role in roles
+    }
 
 
 # ------------------------------------------------------------------ training
@@ -481,7 +505,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     device = accelerator()
     precision = resolve_precision(config.precision, device)
     keras.config.set_dtype_policy(precision)
-    data = _load_data(config, out)
+    data = load_data(config, config.selection)
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = data["fit"], data["val"], data["test"]
 
     from keras_minent import datasets

@@ -33,6 +33,7 @@ import keras_tuner
 
 from keras_minent import losses as losses_lib
 from keras_minent import models
+from keras_minent.training import DataOptions, load_data
 
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = {
@@ -287,7 +288,7 @@ def plot_objective(rows: list[dict], objective: str, path: str) -> None:
 
 
 @dataclasses.dataclass
-class TuneConfig:
+class TuneConfig(DataOptions):
     """A search of the regularizer weight on EMNIST-Letters.
 
     Attributes:
@@ -304,12 +305,7 @@ class TuneConfig:
         precision: Dtype policy of every trial.
         seed: Seed of the tuner and the data order.
         output_dir: The search directory (resumable, shared by chief and workers).
-        data_dir: tfds data directory.
-        idx_dir: Directory of the four official `.gz` files.
-        download: Whether the dataset may be downloaded.
-        synthetic: Generated images instead of EMNIST (smoke test).
-        synthetic_size: Number of generated training images.
-        verbose: Keras verbosity.
+        (and the other data options of `DataOptions`)
     """
 
     tuner: str = "random"
@@ -325,12 +321,6 @@ class TuneConfig:
     precision: str = "float32"
     seed: int = 0
     output_dir: str = "runs/tune"
-    data_dir: str | None = None
-    idx_dir: str | None = None
-    download: bool = True
-    synthetic: bool = False
-    synthetic_size: int = 2600
-    verbose: Any = "auto"
 
 
 def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None = None) -> dict:
@@ -348,7 +338,6 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
             message are printed first).
     """
     from keras_minent import datasets
-    from keras_minent.training import TrainConfig, _load_data
 
     builder = model_builder or (lambda: models.BUILDERS[config.model](augment=True))
     hypermodel = RegularizationHyperModel(
@@ -367,15 +356,7 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
         objective=config.objective,
         seed=config.seed,
     )
-    train_config = TrainConfig(
-        synthetic=config.synthetic,
-        synthetic_size=config.synthetic_size,
-        data_dir=config.data_dir,
-        idx_dir=config.idx_dir,
-        download=config.download,
-        output_dir=config.output_dir,
-    )
-    data = _load_data(train_config, config.output_dir)
+    data = load_data(config, roles=("fit", "val"))  # the test split is not used here
     (x_fit, y_fit), (x_val, y_val) = data["fit"], data["val"]
     tuner.search(
         datasets.training_dataset(x_fit, y_fit, config.batch_size, config.seed, config.epochs),

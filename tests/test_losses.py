@@ -82,6 +82,30 @@ def targets(labels, fmt, k=K, seed=1):
     return soft, soft
 
 
+def reference_case(kind, from_logits, fmt, smoothing, bases, seed=0):
+    """Per-example loss and its float64 reference for one case of the exactness sweep.
+
+    Returns:
+        `(got, want, y_true, y_pred, loss_kwargs)`. Also used by
+        `benchmarks/loss_exactness.py`.
+    """
+    labels, y_pred = rng_data(seed, from_logits=from_logits)
+    y_true, dist = targets(labels, fmt)
+    t = dist * (1 - smoothing) + smoothing / K
+    kwargs = {
+        "reg_weight": 0.37,
+        "ce_weight": 0.8,
+        "ce_log_base": bases[0],
+        "reg_base": bases[1],
+        "from_logits": from_logits,
+        "label_smoothing": smoothing,
+        "reduction": None,
+    }
+    got = keras.ops.convert_to_numpy(make_loss(kind, **kwargs)(y_true, y_pred))
+    want = ref_loss(kind, t, y_pred, from_logits, 0.37, 0.8, *bases)
+    return got, want, y_true, y_pred, kwargs
+
+
 def rel_err(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-2))  # abs. 1e-7 near 0
@@ -96,33 +120,11 @@ def rel_err(a, b):
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 @pytest.mark.parametrize("bases", [(math.e, math.e), (2.02, 10.73)])
 def test_matches_float64_reference(kind, from_logits, fmt, smoothing, bases):
-    labels, y_pred = rng_data(from_logits=from_logits)
-    y_true, dist = targets(labels, fmt)
-    t = dist * (1 - smoothing) + smoothing / K
-    loss = make_loss(
-        kind,
-        reg_weight=0.37,
-        ce_weight=0.8,
-        ce_log_base=bases[0],
-        reg_base=bases[1],
-        from_logits=from_logits,
-        label_smoothing=smoothing,
-        reduction=None,
-    )
-    got = keras.ops.convert_to_numpy(loss(y_true, y_pred))
-    want = ref_loss(kind, t, y_pred, from_logits, 0.37, 0.8, *bases)
+    got, want, y_true, y_pred, kwargs = reference_case(kind, from_logits, fmt, smoothing, bases)
     assert got.shape == (B,)
     assert rel_err(got, want) < RTOL
     # The default reduction is the mean over the batch.
-    mean = make_loss(
-        kind,
-        reg_weight=0.37,
-        ce_weight=0.8,
-        ce_log_base=bases[0],
-        reg_base=bases[1],
-        from_logits=from_logits,
-        label_smoothing=smoothing,
-    )
+    mean = make_loss(kind, **{k: v for k, v in kwargs.items() if k != "reduction"})
     assert rel_err(keras.ops.convert_to_numpy(mean(y_true, y_pred)), want.mean()) < RTOL
 
 
