@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 PAPER_RECIPE = "Adam 0.005, batch 100, 200 epochs, augmentation, dropout 0.5, paper LR rule"
@@ -73,8 +74,9 @@ def _train_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
         "--distribute",
         choices=("none", "gpus", "multiworker"),
         default="none",
-        help="gpus: all local GPUs (MirroredStrategy / DataParallel), --batch-size is the "
-        "global batch; multiworker: not supported yet (says why)",
+        help="gpus: all local GPUs (MirroredStrategy / DataParallel); multiworker: several "
+        "machines (TF_CONFIG on TensorFlow, KERAS_DISTRIBUTION_* on JAX; see README). "
+        "--batch-size is the global batch",
     )
     run.add_argument(
         "--steps-per-execution",
@@ -186,6 +188,13 @@ def _tune_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output-dir", default="runs/tune")
+    p.add_argument(
+        "--distribute",
+        choices=("none", "gpus"),
+        default="none",
+        help="gpus: every trial on all local GPUs (--batch-size is the global batch); "
+        "several machines: keras-tuner's chief/worker mode (README)",
+    )
     p.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
     _data_arguments(p)
 
@@ -207,6 +216,7 @@ def _tune(args) -> None:
             learning_rate=args.learning_rate,
             precision=args.precision,
             seed=args.seed,
+            distribute=args.distribute,
             **_data_kwargs(args),
         )
     )
@@ -215,6 +225,7 @@ def _tune(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from keras_minent.datasets.idx import EmnistDataError
+    from keras_minent.distribute import EXIT_PEER_LOST, PeerLostError
     from keras_minent.training import reproduce, train, train_seeds
 
     try:
@@ -228,6 +239,16 @@ def main(argv: list[str] | None = None) -> int:
             train_seeds(config, args.seeds)
         else:
             train(config)
+    except PeerLostError as e:
+        print(f"keras-minent: {e}", file=sys.stderr)
+        import keras
+
+        if keras.backend.backend() == "jax":
+            # jax.distributed's exit barrier would wait for the lost peer, then abort.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_PEER_LOST)
+        return EXIT_PEER_LOST
     except (EmnistDataError, ValueError, RuntimeError) as e:
         print(f"keras-minent: error: {e}", file=sys.stderr)
         return 2

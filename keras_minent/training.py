@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import tempfile
 import time
 from typing import Any
 
@@ -96,9 +97,10 @@ class TrainConfig(DataOptions):
         selection: `"validation"` (honest) or `"test"` (paper, optimistic).
         precision: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
         jit_compile: `"auto"`, True or False (XLA).
-        distribute: `"none"` or `"gpus"` (all local GPUs; `"multiworker"` is
-            refused for now, with the reason); see
-            `keras_minent.distribute`. `batch_size` is the global batch.
+        distribute: `"none"`, `"gpus"` (all local GPUs) or `"multiworker"`
+            (several machines, the cluster from the environment; the output
+            directory must be shared); see `keras_minent.distribute`.
+            `batch_size` is the global batch.
         steps_per_execution: Training steps per compiled call; `"auto"`: 8 on
             a GPU (small batches are launch-bound there: measured 1.35x more
             images/s on an H200 at batch 100), 1 on a CPU.
@@ -283,10 +285,14 @@ class RunState(keras.callbacks.Callback):
         monitor: str,
         lr_rule: PaperLearningRateRule | None,
         writes: bool = True,
+        collective_saves: bool = False,
     ):
         super().__init__()
         self.dir = output_dir
         self.writes = writes  # False on non-chief workers: they read the chief's state
+        # Multi-process JAX: saving is a collective, so the other processes
+        # save too, into a scratch directory.
+        self.collective_saves = collective_saves
         self.monitor = monitor
         self.lr_rule = lr_rule
         self.history: dict[str, list[float]] = {}
@@ -326,6 +332,11 @@ class RunState(keras.callbacks.Callback):
         if improved:
             self.best_value, self.best_epoch = value, epoch
         if not self.writes:
+            if self.collective_saves:
+                with tempfile.TemporaryDirectory() as scratch:
+                    for name in ("best.keras",) * improved + ("checkpoint.keras",):
+                        self.model.save(os.path.join(scratch, name))
+                    get_seed_states(self.model)
             return
         if improved:
             self.model.save(os.path.join(self.dir, "best.keras.tmp.keras"))
@@ -505,7 +516,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
     device = accelerator()
     precision = resolve_precision(config.precision, device)
     keras.config.set_dtype_policy(precision)
-    data = load_data(config, config.selection)
+    # Several processes may share the data and output directories: the chief
+    # prepares (downloads, converts, generates) the data first.
+    if dist.is_chief:
+        data = load_data(config, config.selection)
+    dist.barrier()
+    if not dist.is_chief:
+        data = load_data(config, config.selection)
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = data["fit"], data["val"], data["test"]
 
     from keras_minent import datasets
@@ -516,8 +533,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if config.lr_rule == "paper"
         else None
     )
-    state = RunState(out, monitor, lr_rule, writes=dist.is_chief)
+    state = RunState(
+        out, monitor, lr_rule, writes=dist.is_chief, collective_saves=dist.collective_saves
+    )
     initial_epoch = state.load()
+    seen = dist.all_values(initial_epoch)
+    if len(set(seen)) > 1:
+        raise ValueError(
+            f"The workers would resume from different epochs {seen} (process order): "
+            f"every worker must see the chief's {out} (a shared filesystem), "
+            "or all must start from an empty output directory."
+        )
     checkpoint = os.path.join(out, "checkpoint.keras")
     keras.utils.set_random_seed(config.seed)
     with dist.scope():
@@ -537,28 +563,33 @@ def train(config: TrainConfig) -> dict[str, Any]:
     distributed = config.distribute != "none"
     t0 = time.perf_counter()
     if initial_epoch < config.epochs:
-        model.fit(
-            datasets.training_dataset(
-                x_fit,
-                y_fit,
-                config.batch_size,
-                config.seed,
-                config.epochs,
-                initial_epoch,
-                drop_remainder=distributed,
-            ),
-            steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size, distributed),
-            validation_data=datasets.evaluation_dataset(x_val, y_val, 1000),
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # the dataset is already shuffled, per (seed, epoch)
-            verbose=config.verbose,
-        )
+        with dist.peer_errors():
+            model.fit(
+                datasets.training_dataset(
+                    x_fit,
+                    y_fit,
+                    config.batch_size,
+                    config.seed,
+                    config.epochs,
+                    initial_epoch,
+                    drop_remainder=distributed,
+                    shard=(dist.process_index, dist.num_processes) if dist.shards_data else None,
+                ),
+                steps_per_epoch=datasets.steps_per_epoch(
+                    len(x_fit), config.batch_size, distributed
+                ),
+                validation_data=datasets.evaluation_dataset(x_val, y_val, 1000),
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                shuffle=False,  # the dataset is already shuffled, per (seed, epoch)
+                verbose=config.verbose,
+            )
     wall = time.perf_counter() - t0
     if not dist.is_chief:
         print("Worker finished; the chief writes the results.")
         return {"history": state.history, "chief": False}
+    dist.local_only()  # the chief evaluates alone
     return _finish(
         config,
         out,
@@ -750,6 +781,8 @@ def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
             config, seed=seed, output_dir=os.path.join(config.output_dir, f"seed_{seed}")
         )
         runs.append(train(sub))
+    if not all(r.get("chief", True) for r in runs):
+        return {"summary": None, "runs": runs, "chief": False}  # the chief summarizes
     summary = summarize_seeds([r["test_accuracy"] for r in runs])
     summary["test_ece_mean"] = float(np.mean([r["test_ece"] for r in runs]))
     summary["test_mean_entropy_mean"] = float(np.mean([r["test_mean_entropy"] for r in runs]))
@@ -782,7 +815,11 @@ def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
             output_dir=os.path.join(config.output_dir, key.replace("/", "_")),
         )
         result = train_seeds(sub, num_seeds)
+        if not result.get("chief", True):
+            continue
         rows.append({"config": key, "paper": PAPER_RESULTS[key], **result["summary"]})
+    if not rows:  # a worker of a multi-worker job: the chief writes the table
+        return rows
     print()
     print(
         f"{'configuration':<20} {'paper %':>8} {'ours %':>8} {'std':>6} {'n':>3} "

@@ -207,6 +207,7 @@ def make_tuner(
     epochs: int = 10,
     objective: str = "val_accuracy",
     seed: int = 0,
+    distribution_strategy: Any = None,
 ) -> keras_tuner.Tuner:
     """A keras-tuner tuner over `hypermodel` (`random`, `bayesian` or `hyperband`).
 
@@ -226,6 +227,7 @@ def make_tuner(
         "project_name": project_name,
         "seed": seed,
         "overwrite": False,
+        "distribution_strategy": distribution_strategy,
     }
     if kind == "random":
         tuner = keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
@@ -305,7 +307,14 @@ class TuneConfig(DataOptions):
         precision: Dtype policy of every trial.
         seed: Seed of the tuner and the data order.
         output_dir: The search directory (resumable, shared by chief and workers).
+        distribute: `"none"` or `"gpus"`: each trial trains on all local GPUs
+            (`keras_minent.distribute`; `batch_size` is the global batch).
+            Several machines share a search through keras-tuner's chief/worker
+            mode instead, one trial per machine at a time.
         (and the other data options of `DataOptions`)
+
+    Raises:
+        ValueError: If `distribute` is not `"none"` or `"gpus"`.
     """
 
     tuner: str = "random"
@@ -321,6 +330,16 @@ class TuneConfig(DataOptions):
     precision: str = "float32"
     seed: int = 0
     output_dir: str = "runs/tune"
+    distribute: str = "none"
+
+    def __post_init__(self):
+        if self.distribute not in ("none", "gpus"):
+            raise ValueError(
+                f"A search takes distribute='none' or 'gpus', not {self.distribute!r}: several "
+                "machines share a search through keras-tuner's chief/worker mode "
+                "(KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT; see the "
+                "README), each trial on one machine's GPUs."
+            )
 
 
 def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None = None) -> dict:
@@ -338,8 +357,12 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
             message are printed first).
     """
     from keras_minent import datasets
+    from keras_minent.distribute import Distribution
 
-    builder = model_builder or (lambda: models.BUILDERS[config.model](augment=True))
+    dist = Distribution(config.distribute)  # before any other TensorFlow work
+    builder = model_builder or (
+        lambda: models.BUILDERS[config.model](augment=True, synchronized_bn=dist.synchronized_bn)
+    )
     hypermodel = RegularizationHyperModel(
         builder,
         losses=config.losses,
@@ -355,12 +378,16 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
         epochs=config.epochs,
         objective=config.objective,
         seed=config.seed,
+        distribution_strategy=dist.strategy,
     )
     data = load_data(config, roles=("fit", "val"))  # the test split is not used here
     (x_fit, y_fit), (x_val, y_val) = data["fit"], data["val"]
+    full = config.distribute != "none"  # full batches: each splits evenly across replicas
     tuner.search(
-        datasets.training_dataset(x_fit, y_fit, config.batch_size, config.seed, config.epochs),
-        steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size),
+        datasets.training_dataset(
+            x_fit, y_fit, config.batch_size, config.seed, config.epochs, drop_remainder=full
+        ),
+        steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size, full),
         validation_data=datasets.evaluation_dataset(x_val, y_val, 1000),
         epochs=config.epochs,
         shuffle=False,

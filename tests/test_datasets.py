@@ -238,6 +238,25 @@ def test_training_dataset_is_a_function_of_seed_and_epoch():
     assert len(full_batches) == 6 and all(len(y) == 16 for _, y in full_batches)
 
 
+def test_training_dataset_shards_are_the_parts_of_each_global_batch():
+    """Multi-process JAX: process i feeds part i of every batch; in process
+    order the parts are the global batch."""
+    from keras_minent import datasets
+
+    images, labels = idx.synthetic_letters(50, seed=3)
+    kw = dict(batch_size=16, seed=7, epochs=2, drop_remainder=True)
+    whole = list(datasets.training_dataset(images, labels, **kw))
+    parts = [list(datasets.training_dataset(images, labels, shard=(i, 4), **kw)) for i in range(4)]
+    assert all(len(p) == len(whole) == 6 for p in parts)
+    for step, (x, y) in enumerate(whole):
+        np.testing.assert_array_equal(np.concatenate([p[step][1] for p in parts]), y)
+        np.testing.assert_array_equal(np.concatenate([p[step][0] for p in parts]), x)
+    with pytest.raises(ValueError, match="equal parts"):
+        datasets.training_dataset(images, labels, 16, 7, 2, drop_remainder=True, shard=(0, 3))
+    with pytest.raises(ValueError, match="equal parts"):
+        datasets.training_dataset(images, labels, 16, 7, 2, shard=(0, 2))
+
+
 def test_vgg5_trains_one_epoch_through_the_pipeline(prepared):
     import keras
 

@@ -141,10 +141,54 @@ def test_bad_mode():
         distribute.Distribution("tpu-pod")
 
 
-def test_multiworker_says_why_not():
-    match = {"tensorflow": "20585", "jax": "validation", "torch": "TensorFlow or JAX"}[BACKEND]
+@pytest.mark.skipif(BACKEND != "torch", reason="the other backends distribute")
+def test_torch_backend_says_why_not():
+    with pytest.raises(ValueError, match="TensorFlow or JAX"):
+        distribute.Distribution("gpus")
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TF_CONFIG is TensorFlow's")
+@pytest.mark.parametrize(
+    "tf_config, match",
+    [
+        (None, "TF_CONFIG environment variable, which is not set"),
+        ("{not json", "not a valid cluster description"),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}',
+            "worker or chief",
+        ),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "outside"),
+    ],
+)
+def test_bad_tf_config_is_explained(monkeypatch, tf_config, match):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(ValueError, match=match):
         distribute.Distribution("multiworker")
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="KERAS_DISTRIBUTION_* is read on JAX")
+def test_missing_jax_cluster_is_explained(monkeypatch):
+    for name in distribute.JAX_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    with pytest.raises(ValueError, match="not set: KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_"):
+        distribute.Distribution("multiworker")
+
+
+def test_collective_timeout_must_be_a_number(monkeypatch):
+    monkeypatch.setenv("KERAS_MINENT_COLLECTIVE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="KERAS_MINENT_COLLECTIVE_TIMEOUT"):
+        distribute._collective_timeout()
+
+
+def test_single_process_answers_without_collectives():
+    dist = distribute.Distribution("none")
+    assert dist.all_values(7) == [7]
+    assert (dist.num_processes, dist.process_index, dist.is_chief) == (1, 0, True)
+    dist.barrier()
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute needs the TF backend")

@@ -136,3 +136,39 @@ def test_tune_command_on_synthetic_data(tmp_path):
     assert code == 0
     rows = json.loads((out / "trials.json").read_text())
     assert len(rows) == 2 and all(r["status"] == "COMPLETED" for r in rows)
+
+
+def test_search_refuses_multiworker_and_says_what_to_use():
+    with pytest.raises(ValueError, match="KERASTUNER_TUNER_ID"):
+        tuning.TuneConfig(distribute="multiworker")
+
+
+@requires_tf
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute")
+def test_search_builds_every_trial_under_the_strategy(tmp_path):
+    """`distribute="gpus"`: MirroredStrategy (here over the one CPU) in every build."""
+    import tensorflow as tf
+
+    import keras_minent
+
+    strategies = []
+
+    def builder():
+        strategies.append(type(tf.distribute.get_strategy()).__name__)
+        return keras_minent.vgg5(synchronized_bn=True)
+
+    config = tuning.TuneConfig(
+        synthetic=True,
+        synthetic_size=104,
+        trials=2,
+        epochs=1,
+        batch_size=52,
+        losses=("min_ent",),
+        verbose=0,
+        output_dir=str(tmp_path / "tune"),
+        distribute="gpus",
+    )
+    result = tuning.search(config, model_builder=builder)
+    assert len(result["trials"]) == 2 and not result["failed"]
+    # keras-tuner first builds once outside any strategy to read the search space.
+    assert strategies[-2:] == ["MirroredStrategy"] * 2 and len(strategies) == 3

@@ -199,6 +199,7 @@ def training_dataset(
     epochs: int,
     initial_epoch: int = 0,
     drop_remainder: bool = False,
+    shard: tuple[int, int] | None = None,
 ):
     """Shuffled training batches whose order depends only on `(seed, epoch)`.
 
@@ -218,11 +219,25 @@ def training_dataset(
         drop_remainder: Drop each epoch's last partial batch, so every batch
             has the static size `batch_size` (needed to split batches across
             replicas and processes).
+        shard: `(index, count)`: yield only part `index` of `count` equal
+            contiguous parts of every batch (one process's part of the global
+            batch). Needs `drop_remainder=True` and `batch_size % count == 0`.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)` batches covering the epochs.
+
+    Raises:
+        ValueError: If `shard` does not divide the batches evenly.
     """
     tf = import_tensorflow()
+    index, count = shard or (0, 1)
+    if count > 1 and (not drop_remainder or batch_size % count or not 0 <= index < count):
+        raise ValueError(
+            f"shard={shard}: a batch of {batch_size} must split into {count} equal parts "
+            "(and drop_remainder=True); choose a batch size divisible by the number of "
+            "processes."
+        )
+    part = batch_size // count
     n = len(images)
     x = tf.constant(images)
     y = tf.constant(labels)
@@ -231,11 +246,12 @@ def training_dataset(
         perm = tf.random.experimental.stateless_shuffle(
             tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
         )
-        return (
-            tf.data.Dataset.from_tensor_slices(perm)
-            .batch(batch_size, drop_remainder=drop_remainder)
-            .map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
+        batches = tf.data.Dataset.from_tensor_slices(perm).batch(
+            batch_size, drop_remainder=drop_remainder
         )
+        if count > 1:
+            batches = batches.map(lambda i: i[index * part : (index + 1) * part])
+        return batches.map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
 
     ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
     return ds.prefetch(tf.data.AUTOTUNE)
