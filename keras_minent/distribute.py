@@ -20,9 +20,10 @@ scales for the number of replicas, and the metrics sum their states across
 replicas (`aggregation="sum"`).
 
 Keras 3.15's TensorFlow trainer fails under `MultiWorkerMirroredStrategy`
-(keras-team/keras#20585); `"multiworker"` on TensorFlow therefore installs
-`_fix_keras_multiworker`, two narrow corrections of that trainer, checked
-against the Keras version.
+(keras-team/keras#20585), and under `MirroredStrategy` when the first batch
+does not split evenly across replicas; on TensorFlow, `Distribution`
+therefore installs `_fix_keras_tf_trainer`, two narrow corrections of that
+trainer, checked against the Keras version.
 """
 
 from __future__ import annotations
@@ -124,19 +125,21 @@ def _multiworker_strategy():
             timeout_seconds=_collective_timeout() or None
         )
         _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy(communication_options=options))
-        _fix_keras_multiworker()
+        _fix_keras_tf_trainer()
     return _STRATEGY[0]
 
 
-def _fix_keras_multiworker() -> None:
-    """Corrects Keras 3.15's TensorFlow trainer for `MultiWorkerMirroredStrategy`.
+def _fix_keras_tf_trainer() -> None:
+    """Corrects Keras 3.15's TensorFlow trainer for tf.distribute strategies.
 
     keras-team/keras#20585: `fit` under `MultiWorkerMirroredStrategy` fails twice.
 
     1. `_maybe_symbolic_build` all-reduces the first batch (images, labels)
-       over the workers only to read its shapes and dtypes; the all-reduce
-       fails on integer data. The corrected version takes the first local
-       replica's batch, which has the same dtypes and per-replica shapes.
+       over the replicas only to read its shapes and dtypes; the all-reduce
+       fails on integer data across workers, and under `MirroredStrategy`
+       when the batch does not split evenly (e.g. 7 examples on 2 replicas).
+       The corrected version takes the first local replica's batch, which
+       has the same dtypes and per-replica shapes.
     2. `reduce_per_replica` reduces the metric results with
        `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars. The
        metric states are already summed across all replicas (mirrored
@@ -266,6 +269,7 @@ class Distribution:
                 self.strategy = _multiworker_strategy()
             else:
                 self.strategy = tf.distribute.MirroredStrategy(devices=tf_devices)
+                _fix_keras_tf_trainer()
         else:
             if mode == "multiworker":
                 _jax_initialize()
