@@ -37,9 +37,12 @@ import keras
 MODES = ("none", "gpus", "multiworker")
 
 #: Seconds after which a collective operation of a multi-worker TensorFlow job
-#: gives up when a peer is gone (0: wait forever). Override with the
+#: gives up (0: never). A dead or unreachable peer is found without it (a reset
+#: connection, or TensorFlow's health check); it catches a peer that hangs
+#: while alive, and must exceed the longest wait, e.g. the other workers
+#: waiting while the chief downloads and prepares the data. Set it with the
 #: environment variable `KERAS_MINENT_COLLECTIVE_TIMEOUT`.
-DEFAULT_COLLECTIVE_TIMEOUT = 600.0
+DEFAULT_COLLECTIVE_TIMEOUT = 0.0
 
 #: Exit status of the training command when a multi-worker job lost a peer:
 #: restart every worker with the same command; they resume after the last

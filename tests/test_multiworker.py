@@ -61,7 +61,8 @@ def _cluster_env(index: int, ports: list[int]) -> dict:
 class Cluster:
     """Starts, kills and waits for the worker processes of one job."""
 
-    def __init__(self, args: list[str], log_dir: pathlib.Path, n: int = 2):
+    def __init__(self, args, log_dir: pathlib.Path, n: int = 2):
+        """`args`: the command line after `python`, or a function of the worker index."""
         self.args, self.log_dir, self.n = args, log_dir, n
         self.procs: list[subprocess.Popen] = []
         self.starts = 0
@@ -74,7 +75,7 @@ class Cluster:
             log = open(self.log_dir / f"worker{i}.start{self.starts}.log", "w")
             self.procs.append(
                 subprocess.Popen(
-                    [sys.executable, *self.args],
+                    [sys.executable, *(self.args(i) if callable(self.args) else self.args)],
                     env=_cluster_env(i, ports),
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -290,3 +291,24 @@ def test_missing_cluster_description_is_explained(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     expected = "TF_CONFIG" if BACKEND == "tensorflow" else "KERAS_DISTRIBUTION_JOB_ADDRESSES"
     assert expected in proc.stderr
+
+
+def test_workers_that_see_different_checkpoints_stop_before_training(tmp_path):
+    """No shared output directory: worker 1 finds an epoch the chief does not."""
+    for i in (0, 1):
+        (tmp_path / f"out{i}").mkdir()
+    state = {
+        "epochs_done": 1,
+        "history": {},
+        "best_epoch": 0,
+        "best_value": 0.0,
+        "epoch_times": [1.0],
+        "seed_states": None,
+        "lr_rule": None,
+    }
+    (tmp_path / "out1" / "state.json").write_text(json.dumps(state))
+    cluster = Cluster(lambda i: _train_args(tmp_path / f"out{i}"), tmp_path)
+    cluster.start()
+    assert cluster.wait() == [2, 2], cluster.logs()
+    for i in (0, 1):
+        assert "resume from different epochs [0, 1]" in cluster.log(i), cluster.logs()
