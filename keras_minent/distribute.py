@@ -360,16 +360,12 @@ class Distribution:
             import tensorflow as tf
 
             n, i = self.num_processes, self.process_index
+            local_replicas = len(self.strategy.extended.worker_devices)
 
             def local(ctx):
-                onehot = tf.one_hot(i, n, dtype=tf.int64) * int(value)
-                # Every local replica contributes; count this process once.
-                return (
-                    onehot
-                    if ctx.replica_id_in_sync_group % len(self.strategy.extended.worker_devices)
-                    == 0
-                    else tf.zeros([n], tf.int64)
-                )
+                # One entry per process: only its first local replica contributes.
+                first = ctx.replica_id_in_sync_group % local_replicas == 0
+                return tf.one_hot(i, n, dtype=tf.int64) * (int(value) if first else 0)
 
             per_replica = self.strategy.experimental_distribute_values_from_function(local)
             total = self.strategy.reduce("SUM", per_replica, axis=None)

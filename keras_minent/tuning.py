@@ -215,7 +215,9 @@ def make_tuner(
     keras-tuner's chief/worker mode (`KERASTUNER_TUNER_ID`,
     `KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`), the chief re-queues
     the trial of a worker silent for `$KERAS_MINENT_WORKER_TIMEOUT` seconds
-    (default 900) so the search finishes with the remaining workers.
+    (default 900) so the search finishes with the remaining workers. With a
+    `distribution_strategy` (a `tf.distribute` strategy, e.g.
+    `Distribution("gpus").strategy`) every trial is built in its scope.
     """
     if kind not in TUNERS:
         raise ValueError(f"Unknown tuner {kind!r}; expected one of {TUNERS}.")
