@@ -104,7 +104,7 @@ def augmentation(
             f"`perspective_probability` must be in [0, 1]. Received: {perspective_probability}"
         )
     aug = [
-        layers.RandomRotation(
+        JitRandomRotation(
             rotation_degrees / 360.0,
             fill_mode="constant",
             fill_value=0.0,
@@ -112,7 +112,7 @@ def augmentation(
             dtype="float32",
             name="random_rotation",
         ),
-        layers.RandomPerspective(
+        JitRandomPerspective(
             factor=(perspective_probability, perspective_probability),
             scale=perspective_distortion,
             fill_value=0.0,
@@ -121,13 +121,39 @@ def augmentation(
             name="random_perspective",
         ),
     ]
-    if keras.backend.backend() in ("jax", "torch"):
-        # Keras marks these layers as not XLA-compatible because of TensorFlow's
-        # image ops; on JAX (and torch) they are plain array code, and keeping
-        # them jit-compatible keeps the whole training step compiled.
-        for layer in aug:
-            layer.supports_jit = True
     return keras.Sequential(aug, name=name)
+
+
+def _jit_on_array_backends(layer: layers.Layer) -> None:
+    # Keras marks its random image layers as not XLA-compatible because of
+    # TensorFlow's image ops; on JAX (and torch) they are plain array code, and
+    # keeping them jit-compatible keeps the whole training step compiled.
+    if keras.backend.backend() in ("jax", "torch"):
+        layer.supports_jit = True
+
+
+@keras.saving.register_keras_serializable(package="keras_minent")
+class JitRandomRotation(layers.RandomRotation):
+    """`keras.layers.RandomRotation`, jit-compatible on JAX and torch.
+
+    A subclass rather than an attribute set after construction, so that a
+    model loaded from a `.keras` file (a resumed run) still compiles its
+    training step with XLA on JAX.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _jit_on_array_backends(self)
+
+
+@keras.saving.register_keras_serializable(package="keras_minent")
+class JitRandomPerspective(layers.RandomPerspective):
+    """`keras.layers.RandomPerspective`, jit-compatible on JAX and torch (see
+    `JitRandomRotation`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _jit_on_array_backends(self)
 
 
 @keras.saving.register_keras_serializable(package="keras_minent")

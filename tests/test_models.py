@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import BACKEND
 
 import keras_minent
 from keras_minent import models
@@ -129,3 +130,6 @@ def test_save_and_load_identical_predictions(builder, tmp_path):
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
     assert isinstance(loaded.loss, keras_minent.MixEntLoss)
+    # The augmentation stays jit-compatible after loading (a resumed run on JAX
+    # keeps its compiled step); "auto" means no XLA on TensorFlow (these layers) and torch.
+    assert loaded.jit_compile == model.jit_compile == (BACKEND == "jax")
