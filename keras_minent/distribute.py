@@ -29,6 +29,7 @@ trainer, checked against the Keras version.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 
@@ -70,8 +71,8 @@ def _check(mode: str) -> None:
         )
 
 
-def _tf_config() -> dict:
-    """The cluster of a multi-worker TensorFlow job, validated."""
+def _check_tf_config() -> None:
+    """Validates the cluster of a multi-worker TensorFlow job (`TF_CONFIG`)."""
     example = (
         'TF_CONFIG=\'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
         '"task": {"type": "worker", "index": 0}}\''
@@ -99,7 +100,6 @@ def _tf_config() -> dict:
         raise ValueError(f"TF_CONFIG task index {index} is outside the {size} {task['type']}s.")
     if not workers:
         raise ValueError("TF_CONFIG names no workers.")
-    return config
 
 
 def _collective_timeout() -> float:
@@ -115,21 +115,18 @@ def _collective_timeout() -> float:
     return value
 
 
-_STRATEGY: list = []  # TensorFlow sets up collectives once per process
-
-
+@functools.cache  # TensorFlow sets up collectives once per process
 def _multiworker_strategy():
     """The process's `MultiWorkerMirroredStrategy` (created once; later runs reuse it)."""
     import tensorflow as tf
 
-    if not _STRATEGY:
-        _tf_config()
-        options = tf.distribute.experimental.CommunicationOptions(
-            timeout_seconds=_collective_timeout() or None
-        )
-        _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy(communication_options=options))
-        _fix_keras_tf_trainer()
-    return _STRATEGY[0]
+    _check_tf_config()
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=_collective_timeout() or None
+    )
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    _fix_keras_tf_trainer()
+    return strategy
 
 
 def _fix_keras_tf_trainer() -> None:

@@ -9,6 +9,8 @@ so they are not compared.
 
 from __future__ import annotations
 
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from keras_minent import distribute
 pytestmark = pytest.mark.backend_matrix
 
 STEPS = 2
+TESTS_DIR = str(pathlib.Path(__file__).parent)  # scripts in fresh processes import this module
 
 
 def _data(n=16, seed=0):
@@ -97,28 +100,21 @@ print("OK")
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute needs the TF backend")
 def test_mirrored_two_cpus_matches_single_device():
     """In a fresh process: logical CPUs must be made before TensorFlow starts."""
-    import pathlib
-
-    tests_dir = str(pathlib.Path(__file__).parent)
-    out = run_python(TF_SCRIPT.replace("TESTS_DIR", tests_dir), timeout=600)
+    out = run_python(TF_SCRIPT.replace("TESTS_DIR", TESTS_DIR), timeout=600)
     assert out.strip().endswith("OK"), out
 
 
 JAX_SCRIPT = r"""
 import os
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import sys
 import numpy as np, keras, keras_minent
 from keras_minent import distribute
 import jax
 assert len(jax.devices()) == 2, jax.devices()
-rng = np.random.default_rng(0)
-x = rng.integers(0, 256, size=(16, 28, 28, 1)).astype("uint8")
-y = rng.integers(0, 26, size=16)
-w = rng.uniform(0, 2, size=16).astype("float32"); w[::5] = 0
-
-class Steps(keras.callbacks.Callback):
-    def __init__(self): super().__init__(); self.seen = []
-    def on_train_batch_end(self, batch, logs=None): self.seen.append(float(logs["loss"]))
+sys.path.insert(0, "TESTS_DIR")
+from test_distribute import StepLosses as Steps, _data
+x, y, w = _data(16)
 
 keras.utils.set_random_seed(0)
 weights = keras_minent.vgg5(dropout=0.0).get_weights()
@@ -145,7 +141,7 @@ print("OK")
 
 @pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution DataParallel on JAX")
 def test_jax_data_parallel_two_host_devices_matches_single_device():
-    out = run_python(JAX_SCRIPT, timeout=600)
+    out = run_python(JAX_SCRIPT.replace("TESTS_DIR", TESTS_DIR), timeout=600)
     assert out.strip().endswith("OK"), out
 
 

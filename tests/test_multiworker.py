@@ -128,14 +128,10 @@ class Seen(keras.metrics.Metric):
     def result(self):
         return keras.ops.convert_to_tensor(self.n)
 
-class Steps(keras.callbacks.Callback):
-    def __init__(self): super().__init__(); self.seen = []
-    def on_train_batch_end(self, batch, logs=None): self.seen.append(float(logs["loss"]))
+sys.path.insert(0, TESTS_DIR)
+from test_distribute import StepLosses as Steps, _data
 
-rng = np.random.default_rng(0)
-x = rng.integers(0, 256, size=(16, 28, 28, 1)).astype("uint8")
-y = rng.integers(0, 26, size=16)
-w = rng.uniform(0, 2, size=16).astype("float32"); w[::5] = 0
+x, y, w = _data(16)
 keras.utils.set_random_seed(0)
 weights = keras_minent.vgg5(dropout=0.0).get_weights()
 BATCH = 8
@@ -184,7 +180,8 @@ def test_two_workers_step_losses_match_single_device(tmp_path):
     the same batches, and the examples counted over all replicas are the 16 of
     the epoch (a copied batch would count 32).
     """
-    cluster = Cluster(["-c", STEP_SCRIPT], tmp_path)
+    tests_dir = str(pathlib.Path(__file__).parent)
+    cluster = Cluster(["-c", STEP_SCRIPT.replace("TESTS_DIR", repr(tests_dir))], tmp_path)
     cluster.start()
     assert cluster.wait() == [0, 0], cluster.logs()
     results = [_result(cluster.log(i)) for i in range(2)]
