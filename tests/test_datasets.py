@@ -10,9 +10,9 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import requires_tf
 
 from keras_minent.datasets import idx
+from keras_minent.testing import requires_tf
 
 pytestmark = requires_tf
 

@@ -14,10 +14,10 @@ import pathlib
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, run_python
 
 import keras_minent
 from keras_minent import distribute
+from keras_minent.testing import BACKEND, run_python
 
 pytestmark = pytest.mark.backend_matrix
 

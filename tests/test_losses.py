@@ -11,11 +11,11 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, gradient, run_python
 
 import keras_minent
 from keras_minent import PAPER_SETTINGS, MinEntLoss, MixEntLoss
 from keras_minent import losses as L
+from keras_minent.testing import BACKEND, gradient, run_python
 
 pytestmark = pytest.mark.backend_matrix
 

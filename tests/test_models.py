@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND
 
 import keras_minent
 from keras_minent import models
+from keras_minent.testing import BACKEND
 
 pytestmark = pytest.mark.backend_matrix
 

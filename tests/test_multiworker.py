@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 import pytest
-from conftest import BACKEND, requires_tf
 
 from keras_minent.distribute import EXIT_PEER_LOST
+from keras_minent.testing import BACKEND, requires_tf
 
 pytestmark = [
     requires_tf,

@@ -12,10 +12,10 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, requires_tf
 
 from keras_minent import training
 from keras_minent.cli import main
+from keras_minent.testing import BACKEND, requires_tf
 
 pytestmark = requires_tf
 

@@ -7,7 +7,8 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import requires_tf
+
+from keras_minent.testing import requires_tf
 
 keras_tuner = pytest.importorskip("keras_tuner")
 from keras_minent import tuning  # noqa: E402
