@@ -3,17 +3,21 @@
 The losses regularize cross entropy with a minimum-entropy term (MIN-ENT) or a
 "swapped" cross entropy (MIX-ENT), after A. O. Ibraheem, arXiv:2501.13709.
 
-Modules that need TensorFlow or tensorflow-datasets (`keras_minent.datasets`,
-`keras_minent.training`, `keras_minent.tuning`) are imported only when used (they are
-attributes of the package all the same, e.g. `keras_minent.datasets.emnist_letters`), so
-`import keras_minent` works on the JAX and PyTorch backends without TensorFlow.
+`import keras_minent` registers every serializable object of the package (losses as
+classes and functions, metrics, layers, calibration), so that any `.keras` file this
+package writes loads with `keras.saving.load_model` after that import alone. Modules
+with optional dependencies (`keras_minent.datasets`, `keras_minent.training`,
+`keras_minent.tuning`, `keras_minent.distribute`) are imported only when used (they
+are attributes of the package all the same), so `import keras_minent` needs only Keras
+and NumPy, on any backend.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from keras_minent import losses
+# Imported here (not lazily) because they register serializable classes.
+from keras_minent import calibration, losses, metrics, models
 from keras_minent.losses import PAPER_SETTINGS, MinEntLoss, MixEntLoss
 from keras_minent.models import spinal_vgg5, vgg5
 
@@ -24,17 +28,18 @@ __all__ = [
     "MinEntLoss",
     "MixEntLoss",
     "__version__",
+    "calibration",
     "losses",
+    "metrics",
+    "models",
     "spinal_vgg5",
     "vgg5",
 ]
 
 _LAZY_MODULES = (
-    "calibration",
     "datasets",
     "distribute",
-    "metrics",
-    "models",
+    "testing",
     "training",
     "tuning",
 )

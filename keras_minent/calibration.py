@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_minent import _plotting
 from keras_minent.losses import PACKAGE
 from keras_minent.metrics import ExpectedCalibrationError
 
@@ -144,67 +145,70 @@ def calibrate(
     return calibrated, report
 
 
-def _wrap(text: str, width: int = 60) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.fill(line, width) for line in text.splitlines())
-
-
 def plot_reliability(logits, labels, path: str, num_bins: int = 15, title: str = "") -> float:
-    """Writes a reliability diagram (accuracy vs confidence per bin) as PNG; returns ECE."""
-    import matplotlib
+    """Writes a reliability diagram as a PNG; returns the ECE.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Top: each bin's accuracy (bar) against its mean confidence (the hatched
+    gap reaches from one to the other); the diagonal is perfect
+    calibration. Bottom: how many examples each bin holds, so a
+    large gap in an almost empty bin is read as such.
 
+    Args:
+        logits: `(N, K)` logits.
+        labels: `(N,)` integer labels.
+        path: The PNG file to write.
+        num_bins: Equal-width confidence bins.
+        title: Title of the figure.
+
+    Returns:
+        The expected calibration error.
+
+    Raises:
+        MissingExtraError: If matplotlib is not installed.
+    """
     value, bins = ece(logits, labels, num_bins)
-    edges, centers = bins["edges"], (bins["edges"][:-1] + bins["edges"][1:]) / 2
+    edges = bins["edges"]
+    centers, width = (edges[:-1] + edges[1:]) / 2, 1 / num_bins
     filled = bins["weight"] > 0
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.bar(
+    acc, conf = bins["accuracy"][filled], bins["confidence"][filled]
+    fig = _plotting.figure(5, 6.5)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.bar(centers[filled], acc, width=width, edgecolor="k", alpha=0.7, label="accuracy")
+    top.bar(
         centers[filled],
-        bins["accuracy"][filled],
-        width=1 / num_bins,
-        edgecolor="k",
-        alpha=0.7,
-        label="accuracy",
+        conf - acc,
+        bottom=acc,
+        width=width,
+        facecolor="none",
+        hatch="//",
+        edgecolor="tab:red",
+        label="gap to mean confidence",
     )
-    ax.plot(bins["confidence"][filled], bins["confidence"][filled], "r.", label="mean confidence")
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-    ax.set(
-        xlim=(edges[0], 1),
-        ylim=(0, 1),
-        xlabel="confidence",
-        ylabel="accuracy",
-    )
-    ax.set_title(_wrap(f"{title}\nECE = {100 * value:.2f}%"), fontsize=9)
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    top.set(xlim=(edges[0], 1), ylim=(0, 1), ylabel="accuracy")
+    top.set_title(_plotting.wrap(f"{title}\nECE = {100 * value:.2f}%"), fontsize=9)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(centers, bins["weight"], width=width, edgecolor="k", color="tab:gray")
+    bottom.set(xlabel="confidence (largest probability)", ylabel="examples")
+    _plotting.save(fig, path)
     return value
 
 
 def plot_entropy_histogram(logits, path: str, title: str = "") -> float:
-    """Writes a histogram of the predictive entropy as PNG; returns the mean entropy."""
-    import matplotlib
+    """Writes a histogram of the predictive entropy as a PNG; returns the mean entropy.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    Raises:
+        MissingExtraError: If matplotlib is not installed.
+    """
     log_p = _log_softmax64(logits)
     h = -(np.exp(log_p) * log_p).sum(-1)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = _plotting.figure(6, 4)
+    ax = fig.subplots()
     ax.hist(h, bins=50, log=True)
-    ax.set(
-        xlabel="predictive entropy (nats)",
-        ylabel="examples",
-    )
+    ax.set(xlabel="predictive entropy (nats)", ylabel="examples")
     ax.set_title(
-        _wrap(f"{title}\nmean {h.mean():.4f} nats (max {math.log(log_p.shape[-1]):.2f})"),
+        _plotting.wrap(f"{title}\nmean {h.mean():.4f} nats (max {math.log(log_p.shape[-1]):.2f})"),
         fontsize=9,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _plotting.save(fig, path)
     return float(h.mean())
