@@ -1,7 +1,8 @@
 """MIN-ENT and MIX-ENT: cross entropy regularized by entropy terms.
 
-The formulas (A. O. Ibraheem, arXiv:2501.13709, 2025), for one example with
-target distribution `t` and predicted distribution `p = softmax(z)`:
+The formulas (A. O. Ibraheem, arXiv:2501.13709, 2025; see `docs/method.md`),
+for one example with target distribution `t` and predicted distribution
+`p = softmax(z)`:
 
 ```
 CE  = - sum_c t_c * log p_c                  # cross entropy
@@ -12,6 +13,11 @@ MIN-ENT = ce_weight * CE / ln(ce_log_base) + entropy_weight * H / ln(entropy_log
 MIX-ENT = ce_weight * CE / ln(ce_log_base) + swapped_weight * SCE / ln(swapped_log_base)
 ```
 
+Both are one computation (`_regularized_cross_entropy`): cross entropy plus
+a regularizer, both read from one softmax pass (`SoftmaxParts`). Each loss
+class supplies its regularizer through one hook, `regularizer(target, softmax)`,
+and its coefficient through `regularizer_coefficient()`. Log bases must be > 1.
+
 Everything here is written with `keras.ops` only, so it runs on the
 TensorFlow, JAX and PyTorch backends.
 
@@ -19,20 +25,51 @@ TensorFlow, JAX and PyTorch backends.
 one less than the rank of `y_pred` (e.g. `(B,)` against `(B, K)`), or when it
 has the rank of `y_pred` with size 1 along `axis` (e.g. `(B, 1)`). Otherwise
 it must have exactly the shape of `y_pred` and is read as a distribution over
-classes (one-hot or soft targets). Class ids are 0-based and must lie in
-`[0, K)`; when they are concrete (eager mode) this is checked.
+classes (one-hot or soft targets). Class ids are 0-based and must be integers
+(integer-valued floats such as `3.0` are accepted) in `[0, K)`. When they are
+concrete (eager mode) this is checked and a bad id raises; in compiled code
+(`jax.jit`, `tf.function`, `torch.compile`) the loss of such an example is NaN,
+as with Keras's own sparse cross entropy.
 """
 
 from __future__ import annotations
 
+import abc
+import functools
 import math
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
-PACKAGE = "keras_minent"
+from keras_minent._loss_utils import (
+    PACKAGE,
+    check_axis,
+    check_bool,
+    check_epsilon,
+    check_label_smoothing,
+    check_log_base,
+    check_not_both_zero,
+    check_weight,
+    nan_where_invalid,
+    softmax_parts,
+    targets,
+    to_float32,
+)
+
+__all__ = [
+    "LOSS_NAMES",
+    "PACKAGE",
+    "PAPER_SETTINGS",
+    "MinEntLoss",
+    "MixEntLoss",
+    "entropy",
+    "get",
+    "min_ent",
+    "mix_ent",
+    "swapped_cross_entropy",
+    "target_distribution",
+]
 
 #: Published settings of the paper (the author's README), by loss name.
 #: `MinEntLoss.from_paper()` and `MixEntLoss.from_paper()` use them.
@@ -51,149 +88,7 @@ PAPER_SETTINGS: dict[str, dict[str, float]] = {
     },
 }
 
-_HALF_DTYPES = ("float16", "bfloat16")
-
-
-# --------------------------------------------------------------------------
-# Argument validation
-# --------------------------------------------------------------------------
-
-
-def _check_real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"Argument `{name}` must be a real number. Received: {name}={value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"Argument `{name}` must be finite. Received: {name}={value}")
-    return value
-
-
-def _check_weight(name: str, value: Any) -> float:
-    value = _check_real(name, value)
-    if value < 0:
-        raise ValueError(
-            f"Argument `{name}` must be >= 0 (it weights a non-negative term; "
-            f"a negative weight would reward the opposite). Received: {name}={value}"
-        )
-    return value
-
-
-def _check_log_base(name: str, value: Any) -> float:
-    value = _check_real(name, value)
-    if value <= 0 or value == 1:
-        raise ValueError(
-            f"Argument `{name}` must be > 0 and != 1 (it is the base of a "
-            f"logarithm; use math.e for the natural log). Received: {name}={value}"
-        )
-    return value
-
-
-def _check_epsilon(value: Any) -> float:
-    value = _check_real("epsilon", value)
-    if value <= 0:
-        raise ValueError(
-            "Argument `epsilon` must be > 0: with a one-hot target, "
-            f"log(0 + epsilon) must be finite. Received: epsilon={value}"
-        )
-    return value
-
-
-def _check_label_smoothing(value: Any) -> float:
-    value = _check_real("label_smoothing", value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"Argument `label_smoothing` must be in [0, 1]. Received: label_smoothing={value}"
-        )
-    return value
-
-
-def _check_axis(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"Argument `axis` must be an integer. Received: axis={value!r}")
-    return int(value)
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"Argument `{name}` must be True or False. Received: {name}={value!r}")
-    return bool(value)
-
-
-# --------------------------------------------------------------------------
-# Target handling
-# --------------------------------------------------------------------------
-
-
-def _host_array(x) -> np.ndarray | None:
-    """The values of `x` if they are on the host and concrete, else None.
-
-    Symbolic tensors (inside `tf.function`, `jax.jit` or a Keras functional
-    graph) and accelerator tensors are not read, so this never adds a
-    device-to-host copy or a trace-time error to a compiled training step.
-    """
-    if isinstance(x, np.ndarray):
-        return x
-    backend = keras.backend.backend()
-    try:
-        if backend == "torch":
-            import torch
-
-            if x.device.type != "cpu" or torch.compiler.is_compiling():
-                return None
-            return x.detach().numpy()
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            if not tf.executing_eagerly() or "GPU" in x.device:
-                return None
-        return np.asarray(ops.convert_to_numpy(x))
-    except Exception:  # tracers and symbolic tensors cannot be read
-        return None
-
-
-def _resolve_axis(axis: int, rank: int) -> int:
-    if not -rank <= axis < rank:
-        raise ValueError(f"Argument `axis`={axis} is out of range for `y_pred` of rank {rank}.")
-    return axis % rank
-
-
-def _num_classes(y_pred, axis: int) -> int:
-    num_classes = y_pred.shape[axis]
-    if num_classes is None:
-        raise ValueError(
-            "The number of classes (size of `y_pred` along `axis`) must be known "
-            f"statically. Received y_pred.shape={y_pred.shape}, axis={axis}."
-        )
-    if num_classes < 2:
-        raise ValueError(
-            "MIN-ENT and MIX-ENT need at least 2 classes along `axis`, but "
-            f"y_pred.shape={tuple(y_pred.shape)} has {num_classes} along axis={axis}. "
-            "For a binary problem, output 2 logits (one per class)."
-        )
-    return int(num_classes)
-
-
-def _shapes_compatible(a, b) -> bool:
-    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
-
-
-def _check_class_ids(labels, num_classes: int) -> None:
-    values = _host_array(labels)
-    if values is None or values.size == 0:
-        return
-    if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
-        raise ValueError(
-            "`y_true` was read as integer class ids (its rank is one less than "
-            "y_pred's, or its size along `axis` is 1), but it holds non-integer "
-            "values. Pass one-hot or soft targets with the shape of `y_pred` instead."
-        )
-    lo, hi = values.min(), values.max()
-    if lo < 0 or hi >= num_classes:
-        raise ValueError(
-            f"`y_true` holds class ids in [{lo:g}, {hi:g}], outside [0, {num_classes}) "
-            f"for the {num_classes} classes of `y_pred`. Class ids must be 0-based; "
-            "if your labels start at 1 (as EMNIST-Letters' files do), subtract 1."
-        )
+_register = keras.saving.register_keras_serializable(package=PACKAGE)
 
 
 def target_distribution(y_true, y_pred, label_smoothing: float = 0.0, axis: int = -1):
@@ -217,71 +112,46 @@ def target_distribution(y_true, y_pred, label_smoothing: float = 0.0, axis: int 
             classes, or (when the values can be read) class ids are outside
             `[0, K)` or not integers.
     """
-    return _targets(y_true, y_pred, label_smoothing, axis)[0]
+    return targets(y_true, y_pred, label_smoothing, axis)[0]
 
 
-def _targets(y_true, y_pred, label_smoothing, axis):
-    """`(target, onehot)`: `onehot` is the unsmoothed one-hot of integer labels, else None."""
-    y_pred = ops.convert_to_tensor(y_pred)
-    y_true = ops.convert_to_tensor(y_true)
-    rank = len(y_pred.shape)
-    ax = _resolve_axis(axis, rank)
-    num_classes = _num_classes(y_pred, ax)
-    pred_shape = tuple(y_pred.shape)
-    class_free_shape = pred_shape[:ax] + pred_shape[ax + 1 :]
-    true_shape = tuple(y_true.shape)
-
-    labels = onehot = None
-    if len(true_shape) == rank - 1:
-        labels = y_true
-    elif len(true_shape) == rank and true_shape[ax] == 1:
-        labels = ops.squeeze(y_true, axis=ax)
-    if labels is not None:
-        if not _shapes_compatible(tuple(labels.shape), class_free_shape):
-            raise ValueError(
-                f"`y_true` of shape {true_shape} was read as class ids, which "
-                f"need shape {class_free_shape} (or with a 1 at axis {ax}) to match "
-                f"y_pred.shape={pred_shape}."
-            )
-        _check_class_ids(labels, num_classes)
-        target = onehot = ops.one_hot(
-            ops.cast(labels, "int32"), num_classes, axis=ax, dtype=y_pred.dtype
-        )
-    else:
-        if not _shapes_compatible(true_shape, pred_shape):
-            raise ValueError(
-                f"`y_true` of shape {true_shape} matches neither y_pred.shape="
-                f"{pred_shape} (a distribution over classes) nor {class_free_shape} "
-                "(integer class ids)."
-            )
-        target = ops.cast(y_true, y_pred.dtype)
-    if label_smoothing:
-        target = target * (1.0 - label_smoothing) + label_smoothing / num_classes
-    return target, onehot
+# --------------------------------------------------------------------------
+# The regularizers, per example, from the target and the `SoftmaxParts`
+# --------------------------------------------------------------------------
 
 
-def _to_float32(y_pred):
-    y_pred = ops.convert_to_tensor(y_pred)
-    if keras.backend.standardize_dtype(y_pred.dtype) in _HALF_DTYPES or not (
-        keras.backend.is_float_dtype(y_pred.dtype)
-    ):
-        y_pred = ops.cast(y_pred, "float32")
-    return y_pred
+def _entropy_term(target, softmax):
+    """`H(p) = -sum p log p`; `target` is unused."""
+    del target
+    return softmax.entropy()
 
 
-def _log_probs(y_pred, from_logits: bool, axis: int):
-    """Returns `(p, log p)` along `axis`, without `0 * log 0` anywhere.
+def _swapped_term(target, softmax, epsilon):
+    """`SCE = -sum p log(t + epsilon)`."""
+    return -softmax.expectation(ops.log(target + epsilon))
 
-    From logits, `log p` is `log_softmax`. From probabilities, the input is
-    normalised to sum 1 and clipped to `[keras.config.epsilon(), 1 - eps]`
-    before the log, as `keras.losses.categorical_crossentropy` does.
+
+def _regularized_cross_entropy(
+    y_true, y_pred, regularizer, ce_coef, reg_coef, from_logits, label_smoothing, axis
+):
+    """`ce_coef * CE + reg_coef * regularizer(t, p, log p)` per example: both losses.
+
+    With `reg_coef == 0` the loss is Keras's own cross entropy op, so it equals
+    `keras.losses.CategoricalCrossentropy` bit for bit (TensorFlow's fused op
+    rounds differently from any formula here); the regularizer is then not
+    computed. Otherwise both terms come from one `SoftmaxParts`: finite for any
+    finite logits, and probabilities are clipped as Keras clips them.
+    Examples whose class id is invalid get NaN (see `nan_where_invalid`).
     """
-    if from_logits:
-        log_p = ops.log_softmax(y_pred, axis=axis)
-        return ops.exp(log_p), log_p
-    p = y_pred / ops.sum(y_pred, axis=axis, keepdims=True)
-    eps = keras.config.epsilon()
-    return p, ops.log(ops.clip(p, eps, 1.0 - eps))
+    y_pred = to_float32(y_pred)
+    target, valid = targets(y_true, y_pred, label_smoothing, axis)
+    if reg_coef:
+        softmax = softmax_parts(y_pred, from_logits, axis)
+        loss = softmax.cross_entropy(target) * ce_coef + regularizer(target, softmax) * reg_coef
+    else:
+        ce = ops.categorical_crossentropy(target, y_pred, from_logits=from_logits, axis=axis)
+        loss = ce * ce_coef
+    return nan_where_invalid(loss, valid)
 
 
 # --------------------------------------------------------------------------
@@ -289,6 +159,7 @@ def _log_probs(y_pred, from_logits: bool, axis: int):
 # --------------------------------------------------------------------------
 
 
+@_register
 def entropy(y_pred, from_logits: bool = False, axis: int = -1):
     """Entropy `H(p) = -sum_c p_c ln p_c` of the predicted distribution.
 
@@ -303,11 +174,10 @@ def entropy(y_pred, from_logits: bool = False, axis: int = -1):
     Example:
     >>> entropy([[0.0, 0.0]], from_logits=True)  # ln 2 = 0.693...
     """
-    y_pred = _to_float32(y_pred)
-    p, log_p = _log_probs(y_pred, from_logits, axis)
-    return -ops.sum(p * log_p, axis=axis)
+    return softmax_parts(to_float32(y_pred), from_logits, axis).entropy()
 
 
+@_register
 def swapped_cross_entropy(
     y_true,
     y_pred,
@@ -332,86 +202,19 @@ def swapped_cross_entropy(
         axis: The class axis.
 
     Returns:
-        One value per example, in nats.
+        One value per example, in nats (NaN for an invalid class id in
+        compiled code).
 
     Example:
     >>> swapped_cross_entropy([0], [[0.0, 0.0]], from_logits=True)
     """
-    y_pred = _to_float32(y_pred)
-    target = target_distribution(y_true, y_pred, label_smoothing, axis)
-    return _swapped(target, y_pred, from_logits, epsilon, axis)
+    y_pred = to_float32(y_pred)
+    target, valid = targets(y_true, y_pred, label_smoothing, axis)
+    softmax = softmax_parts(y_pred, from_logits, axis)
+    return nan_where_invalid(_swapped_term(target, softmax, epsilon), valid)
 
 
-def _swapped(target, y_pred, from_logits, epsilon, axis):
-    p, _ = _log_probs(y_pred, from_logits, axis)
-    return -ops.sum(p * ops.log(target + epsilon), axis=axis)
-
-
-def _softmax_parts(z, axis):
-    """`(s, e, sum_e, log_sum_e)` with `s = z - max(z)`, `e = exp(s)`: one exp pass.
-
-    Then `log p = s - log_sum_e` and `p = e / sum_e`; `s <= 0` and
-    `sum_e >= 1`, so nothing below overflows or divides by zero.
-    """
-    s = z - ops.stop_gradient(ops.amax(z, axis=axis, keepdims=True))
-    e = ops.exp(s)
-    sum_e = ops.sum(e, axis=axis, keepdims=True)
-    return s, e, sum_e, ops.log(sum_e)
-
-
-def _regularized(target, y_pred, from_logits, axis, ce_coef, reg_coef, reg_fn):
-    """`ce_coef * CE + reg_coef * reg`, sharing one softmax between the terms.
-
-    With `reg_coef == 0` this is Keras's own cross entropy op, so the loss
-    then equals `keras.losses.CategoricalCrossentropy` bit for bit. From
-    logits, every term is a sum of non-negative parts of one softmax pass
-    (no cancellation): `CE = log_sum_e * sum(t) - sum(t * s)`,
-    `H = log_sum_e - sum(e * s) / sum_e`, `SCE = -sum(e * log(t + eps)) / sum_e`.
-    """
-    if not reg_coef:
-        ce = ops.categorical_crossentropy(target, y_pred, from_logits=from_logits, axis=axis)
-        return ce * ce_coef
-    if from_logits:
-        s, e, sum_e, log_sum_e = _softmax_parts(y_pred, axis)
-        parts = (s, e, ops.squeeze(sum_e, axis), ops.squeeze(log_sum_e, axis))
-        ce = ops.squeeze(log_sum_e, axis) * ops.sum(target, axis=axis) - ops.sum(
-            target * s, axis=axis
-        )
-    else:
-        p, log_p = _log_probs(y_pred, False, axis)
-        parts = None
-        ce = -ops.sum(target * log_p, axis=axis)
-    return ce * ce_coef + reg_fn(target, y_pred, parts) * reg_coef
-
-
-def _entropy_term(axis):
-    def fn(target, y_pred, parts):
-        if parts is None:
-            p, log_p = _log_probs(y_pred, False, axis)
-            return -ops.sum(p * log_p, axis=axis)
-        s, e, sum_e, log_sum_e = parts
-        return log_sum_e - ops.sum(e * s, axis=axis) / sum_e
-
-    return fn
-
-
-def _swapped_term(epsilon, axis, onehot=None, label_smoothing=0.0, num_classes=None):
-    def fn(target, y_pred, parts):
-        if parts is None:
-            return _swapped(target, y_pred, False, epsilon, axis)
-        _, e, sum_e, _ = parts
-        if onehot is None:
-            return -ops.sum(e * ops.log(target + epsilon), axis=axis) / sum_e
-        # Integer labels: log(t + eps) takes two values, so no log per class is
-        # needed: SCE = -(c_other + (c_true - c_other) * p_y).
-        c_other = math.log(label_smoothing / num_classes + epsilon)
-        c_true = math.log(1.0 - label_smoothing + label_smoothing / num_classes + epsilon)
-        p_true = ops.sum(onehot * e, axis=axis) / sum_e
-        return -(c_other + (c_true - c_other) * p_true)
-
-    return fn
-
-
+@_register
 def min_ent(
     y_true,
     y_pred,
@@ -434,31 +237,34 @@ def min_ent(
         y_pred: Logits (`from_logits=True`) or probabilities.
         entropy_weight: Weight of the entropy term.
         ce_weight: Weight of the cross entropy term.
-        ce_log_base: Base of the logarithm of the cross entropy term.
-        entropy_log_base: Base of the logarithm of the entropy term.
+        ce_log_base: Base of the logarithm of the cross entropy term (> 1).
+        entropy_log_base: Base of the logarithm of the entropy term (> 1).
         from_logits: Whether `y_pred` holds logits.
         label_smoothing: Smoothing applied to the target.
         axis: The class axis.
 
     Returns:
-        One loss value per example.
+        One loss value per example (NaN for an invalid class id in compiled code).
+
+    Raises:
+        ValueError: If a log base is <= 1, or as `target_distribution`.
 
     Example:
     >>> min_ent([1, 0], [[2.0, -1.0], [0.5, 0.1]], from_logits=True)
     """
-    y_pred = _to_float32(y_pred)
-    target = target_distribution(y_true, y_pred, label_smoothing, axis)
-    return _regularized(
-        target,
+    return _regularized_cross_entropy(
+        y_true,
         y_pred,
+        _entropy_term,
+        ce_weight / math.log(check_log_base("ce_log_base", ce_log_base)),
+        entropy_weight / math.log(check_log_base("entropy_log_base", entropy_log_base)),
         from_logits,
+        label_smoothing,
         axis,
-        ce_weight / math.log(ce_log_base),
-        entropy_weight / math.log(entropy_log_base),
-        _entropy_term(axis),
     )
 
 
+@_register
 def mix_ent(
     y_true,
     y_pred,
@@ -482,30 +288,31 @@ def mix_ent(
         y_pred: Logits (`from_logits=True`) or probabilities.
         swapped_weight: Weight of the swapped cross entropy term.
         ce_weight: Weight of the cross entropy term.
-        ce_log_base: Base of the logarithm of the cross entropy term.
-        swapped_log_base: Base of the logarithm of the swapped term.
+        ce_log_base: Base of the logarithm of the cross entropy term (> 1).
+        swapped_log_base: Base of the logarithm of the swapped term (> 1).
         epsilon: Added to the target inside the swapped term's log.
         from_logits: Whether `y_pred` holds logits.
         label_smoothing: Smoothing applied to the target.
         axis: The class axis.
 
     Returns:
-        One loss value per example.
+        One loss value per example (NaN for an invalid class id in compiled code).
+
+    Raises:
+        ValueError: If a log base is <= 1, or as `target_distribution`.
 
     Example:
     >>> mix_ent([1, 0], [[2.0, -1.0], [0.5, 0.1]], from_logits=True)
     """
-    y_pred = _to_float32(y_pred)
-    target, onehot = _targets(y_true, y_pred, label_smoothing, axis)
-    num_classes = y_pred.shape[axis]
-    return _regularized(
-        target,
+    return _regularized_cross_entropy(
+        y_true,
         y_pred,
+        functools.partial(_swapped_term, epsilon=epsilon),
+        ce_weight / math.log(check_log_base("ce_log_base", ce_log_base)),
+        swapped_weight / math.log(check_log_base("swapped_log_base", swapped_log_base)),
         from_logits,
+        label_smoothing,
         axis,
-        ce_weight / math.log(ce_log_base),
-        swapped_weight / math.log(swapped_log_base),
-        _swapped_term(epsilon, axis, onehot, label_smoothing, num_classes),
     )
 
 
@@ -514,20 +321,22 @@ def mix_ent(
 # --------------------------------------------------------------------------
 
 
-class _RegularizedCrossEntropy(keras.losses.Loss):
-    """Shared construction, validation and config of the two losses."""
+class _RegularizedCrossEntropy(keras.losses.Loss, abc.ABC):
+    """Cross entropy plus a regularizer: the construction, call and config both losses share.
 
-    _fn = None  # the per-example function
-    _reg_weight = ""  # name of the regularizer weight argument
-    _reg_base = ""  # name of the regularizer log base argument
-    _paper_key = ""
+    A subclass validates and stores its own regularizer's arguments, then
+    implements two hooks: `regularizer(target, softmax)`, the term of each
+    example in nats, and `regularizer_coefficient()`, its weight divided by the
+    natural log of its base. It adds its arguments to `get_config`.
+    """
+
+    _paper_key = ""  # the key of PAPER_SETTINGS
 
     def __init__(
         self,
-        reg_weight,
+        *,
         ce_weight,
         ce_log_base,
-        reg_log_base,
         from_logits,
         label_smoothing,
         axis,
@@ -537,41 +346,53 @@ class _RegularizedCrossEntropy(keras.losses.Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._dtype_arg = dtype
-        setattr(self, self._reg_weight, _check_weight(self._reg_weight, reg_weight))
-        self.ce_weight = _check_weight("ce_weight", ce_weight)
-        if self.ce_weight == 0 and getattr(self, self._reg_weight) == 0:
-            raise ValueError(
-                f"`ce_weight` and `{self._reg_weight}` are both 0, so the loss would "
-                "be identically 0. Set at least one of them > 0."
-            )
-        self.ce_log_base = _check_log_base("ce_log_base", ce_log_base)
-        setattr(self, self._reg_base, _check_log_base(self._reg_base, reg_log_base))
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.label_smoothing = _check_label_smoothing(label_smoothing)
-        self.axis = _check_axis(axis)
+        self.ce_weight = check_weight("ce_weight", ce_weight)
+        self.ce_log_base = check_log_base("ce_log_base", ce_log_base)
+        self.from_logits = check_bool("from_logits", from_logits)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+        self.axis = check_axis(axis)
 
-    def _fn_kwargs(self) -> dict[str, Any]:
-        return {
-            self._reg_weight: getattr(self, self._reg_weight),
-            "ce_weight": self.ce_weight,
-            "ce_log_base": self.ce_log_base,
-            self._reg_base: getattr(self, self._reg_base),
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-            "axis": self.axis,
-        }
+    @abc.abstractmethod
+    def regularizer(self, target, softmax):
+        """The regularizer of each example, in nats (`y_pred` without `axis`).
+
+        Args:
+            target: The (smoothed) target distribution, shaped like `y_pred`.
+            softmax: The prediction as `keras_minent._loss_utils.SoftmaxParts`
+                (float32): `p = softmax.exp / softmax.total`, with
+                `softmax.expectation(values)` for `sum p * values`.
+        """
+
+    @abc.abstractmethod
+    def regularizer_coefficient(self) -> float:
+        """The regularizer's weight over the natural log of its log base."""
 
     def call(self, y_true, y_pred):
         """Returns the loss of each example (`y_pred` without `axis`)."""
-        return type(self)._fn(y_true, y_pred, **self._fn_kwargs())
+        return _regularized_cross_entropy(
+            y_true,
+            y_pred,
+            self.regularizer,
+            self.ce_weight / math.log(self.ce_log_base),
+            self.regularizer_coefficient(),
+            self.from_logits,
+            self.label_smoothing,
+            self.axis,
+        )
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(self._fn_kwargs())
         dtype = self._dtype_arg
         if dtype is not None and not isinstance(dtype, str):
             dtype = keras.dtype_policies.serialize(dtype)
-        config["dtype"] = dtype
+        config.update(
+            ce_weight=self.ce_weight,
+            ce_log_base=self.ce_log_base,
+            from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
+            axis=self.axis,
+            dtype=dtype,
+        )
         return config
 
     @classmethod
@@ -591,14 +412,15 @@ class _RegularizedCrossEntropy(keras.losses.Loss):
         return type(self) is type(other) and self.get_config() == other.get_config()
 
     def __hash__(self) -> int:
-        return id(self)
+        # Equal losses (same type and config) hash equal, as `__eq__` requires.
+        return hash((type(self), repr(self)))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@_register
 class MinEntLoss(_RegularizedCrossEntropy):
     """Cross entropy regularized by the entropy of the prediction (MIN-ENT).
 
@@ -625,10 +447,10 @@ class MinEntLoss(_RegularizedCrossEntropy):
             cross entropy, a ratio of 0.109; 0.1 keeps that strength with the
             plain natural-log form. Tune it (see `keras_minent.tuning`).
         ce_weight: Weight of the cross entropy term, >= 0. Defaults to 1.0.
-        ce_log_base: Base of the logarithm of the cross entropy term (> 0,
-            != 1). Defaults to e.
-        entropy_log_base: Base of the logarithm of the entropy term (> 0,
-            != 1). Defaults to e.
+        ce_log_base: Base of the logarithm of the cross entropy term (> 1).
+            Defaults to e.
+        entropy_log_base: Base of the logarithm of the entropy term (> 1).
+            Defaults to e.
         from_logits: Whether `y_pred` holds logits. Defaults to False.
         label_smoothing: In [0, 1]; the target becomes
             `(1 - label_smoothing) * t + label_smoothing / K`.
@@ -642,9 +464,10 @@ class MinEntLoss(_RegularizedCrossEntropy):
 
     Raises:
         ValueError: If a weight is negative or both are 0, a log base is
-            <= 0 or == 1, `label_smoothing` is outside [0, 1], or `axis` is not
-            an integer. When called, if `y_true` and `y_pred` do not match or
-            (in eager mode) class ids are outside `[0, K)`.
+            <= 1 (a base in (0, 1) would flip the term's sign),
+            `label_smoothing` is outside [0, 1], or `axis` is not an integer. When called, if `y_true` and `y_pred` do not match or
+            (in eager mode) class ids are outside `[0, K)` or not integers;
+            in compiled code such examples get a NaN loss instead.
 
     Example:
     ```python
@@ -654,9 +477,6 @@ class MinEntLoss(_RegularizedCrossEntropy):
     ```
     """
 
-    _fn = staticmethod(min_ent)
-    _reg_weight = "entropy_weight"
-    _reg_base = "entropy_log_base"
     _paper_key = "min_ent"
 
     def __init__(
@@ -672,21 +492,36 @@ class MinEntLoss(_RegularizedCrossEntropy):
         name: str = "min_ent_loss",
         dtype: Any = None,
     ):
+        self.entropy_weight = check_weight("entropy_weight", entropy_weight)
+        self.entropy_log_base = check_log_base("entropy_log_base", entropy_log_base)
         super().__init__(
-            entropy_weight,
-            ce_weight,
-            ce_log_base,
-            entropy_log_base,
-            from_logits,
-            label_smoothing,
-            axis,
-            reduction,
-            name,
-            dtype,
+            ce_weight=ce_weight,
+            ce_log_base=ce_log_base,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
         )
+        check_not_both_zero(self.ce_weight, "entropy_weight", self.entropy_weight)
+
+    def regularizer(self, target, softmax):
+        """The entropy `H(p) = -sum p log p` of each prediction."""
+        return _entropy_term(target, softmax)
+
+    def regularizer_coefficient(self) -> float:
+        return self.entropy_weight / math.log(self.entropy_log_base)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "entropy_weight": self.entropy_weight,
+            "entropy_log_base": self.entropy_log_base,
+        }
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@_register
 class MixEntLoss(_RegularizedCrossEntropy):
     """Cross entropy regularized by a swapped cross entropy (MIX-ENT).
 
@@ -714,10 +549,10 @@ class MixEntLoss(_RegularizedCrossEntropy):
             training. The paper's setting (`from_paper()`) is much stronger
             (ratio 1.32); tune it (see `keras_minent.tuning`).
         ce_weight: Weight of the cross entropy term, >= 0. Defaults to 1.0.
-        ce_log_base: Base of the logarithm of the cross entropy term (> 0,
-            != 1). Defaults to e.
-        swapped_log_base: Base of the logarithm of the swapped term (> 0,
-            != 1). Defaults to e.
+        ce_log_base: Base of the logarithm of the cross entropy term (> 1).
+            Defaults to e.
+        swapped_log_base: Base of the logarithm of the swapped term (> 1).
+            Defaults to e.
         epsilon: > 0, added to the target inside the log of the swapped
             term. Defaults to 1e-6, as in the author's code.
         from_logits: Whether `y_pred` holds logits. Defaults to False.
@@ -737,9 +572,6 @@ class MixEntLoss(_RegularizedCrossEntropy):
     ```
     """
 
-    _fn = staticmethod(mix_ent)
-    _reg_weight = "swapped_weight"
-    _reg_base = "swapped_log_base"
     _paper_key = "mix_ent"
 
     def __init__(
@@ -756,22 +588,35 @@ class MixEntLoss(_RegularizedCrossEntropy):
         name: str = "mix_ent_loss",
         dtype: Any = None,
     ):
-        self.epsilon = _check_epsilon(epsilon)
+        self.swapped_weight = check_weight("swapped_weight", swapped_weight)
+        self.swapped_log_base = check_log_base("swapped_log_base", swapped_log_base)
+        self.epsilon = check_epsilon(epsilon)
         super().__init__(
-            swapped_weight,
-            ce_weight,
-            ce_log_base,
-            swapped_log_base,
-            from_logits,
-            label_smoothing,
-            axis,
-            reduction,
-            name,
-            dtype,
+            ce_weight=ce_weight,
+            ce_log_base=ce_log_base,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
         )
+        check_not_both_zero(self.ce_weight, "swapped_weight", self.swapped_weight)
 
-    def _fn_kwargs(self) -> dict[str, Any]:
-        return {**super()._fn_kwargs(), "epsilon": self.epsilon}
+    def regularizer(self, target, softmax):
+        """The swapped cross entropy `-sum p log(t + epsilon)` of each example."""
+        return _swapped_term(target, softmax, self.epsilon)
+
+    def regularizer_coefficient(self) -> float:
+        return self.swapped_weight / math.log(self.swapped_log_base)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "swapped_weight": self.swapped_weight,
+            "swapped_log_base": self.swapped_log_base,
+            "epsilon": self.epsilon,
+        }
 
 
 # --------------------------------------------------------------------------
