@@ -3,15 +3,25 @@
 Logits of shape (B, 26) for B in 100, 1024, 8192; compiled (jax.jit,
 tf.function(jit_compile=True), torch.compile) and eager; the backend of
 KERAS_BACKEND. Prints the median time and the ratio to cross entropy.
+Our losses are built with `keras_minent.losses.get` (the paper's settings).
+
+With `--against REV`, the losses of `keras_minent/losses.py` at git revision
+REV are timed in the same run, interleaved with the current ones (rows
+`min_ent@REV`, `mix_ent@REV`), e.g. to compare two formulations on a shared
+machine:
 
     KERAS_BACKEND=jax python benchmarks/loss_cost.py
+    KERAS_BACKEND=tensorflow python benchmarks/loss_cost.py --modes compiled --against d7e057a
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import subprocess
 import sys
+import types
 
 import numpy as np
 
@@ -23,9 +33,36 @@ import keras_minent  # noqa: E402
 
 LOSSES = {
     "ce": lambda: keras.losses.CategoricalCrossentropy(from_logits=True),
-    "min_ent": lambda: keras_minent.MinEntLoss.from_paper(from_logits=True),
-    "mix_ent": lambda: keras_minent.MixEntLoss.from_paper(from_logits=True),
+    "min_ent": lambda: keras_minent.losses.get("min_ent", paper_settings=True, from_logits=True),
+    "mix_ent": lambda: keras_minent.losses.get("mix_ent", paper_settings=True, from_logits=True),
 }
+
+
+def losses_at(rev: str) -> dict:
+    """`min_ent@REV` and `mix_ent@REV`: the losses of `keras_minent/losses.py` at `rev`.
+
+    The old module is executed on its own, without registering its classes
+    with Keras again (their names are taken by the current ones).
+    """
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    source = subprocess.run(
+        ["git", "show", f"{rev}:keras_minent/losses.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for decorator in (
+        "@keras.saving.register_keras_serializable(package=PACKAGE)\n",
+        "@_register\n",
+    ):
+        source = source.replace(decorator, "")
+    module = types.ModuleType(f"losses_at_{rev}")
+    exec(compile(source, f"{rev}:keras_minent/losses.py", "exec"), module.__dict__)
+    return {
+        f"{name}@{rev}": (lambda n=name: module.get(n, paper_settings=True, from_logits=True))
+        for name in ("min_ent", "mix_ent")
+    }
 
 
 def value_and_grad(loss, compiled: bool):
@@ -74,9 +111,21 @@ def main(argv=None) -> list[dict]:
         help="1: one-hot targets for all (Keras CE needs them); 0: integer labels, "
         "CE baseline then SparseCategoricalCrossentropy",
     )
+    p.add_argument(
+        "--against", default=None, help="git revision whose losses.py to time beside ours"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every loss this many times, interleaved; the median of the rounds counts",
+    )
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     print(machine())
+    losses = dict(LOSSES)
+    if args.against:
+        losses.update(losses_at(args.against))
     rows = []
     rng = np.random.default_rng(0)
     for mode in args.modes:
@@ -86,15 +135,18 @@ def main(argv=None) -> list[dict]:
                 np.eye(26, dtype="float32")[labels] if args.one_hot else labels
             )
             z = keras.ops.convert_to_tensor(rng.normal(size=(b, 26)).astype("float32"))
-            times = {}
-            for name, make in LOSSES.items():
+            fns = {}
+            for name, make in losses.items():
                 loss = make()
                 if name == "ce" and not args.one_hot:
                     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                 fn, block = value_and_grad(loss, mode == "compiled")
-                times[name] = median_time(
-                    lambda f=fn, b=block, y=y, z=z: b(f(y, z)), args.repeats, warmup=3
-                )
+                fns[name] = lambda f=fn, b=block, y=y, z=z: b(f(y, z))
+            samples = {name: [] for name in fns}
+            for _ in range(args.rounds):
+                for name, run in fns.items():
+                    samples[name].append(median_time(run, args.repeats, warmup=3))
+            times = {name: statistics.median(ts) for name, ts in samples.items()}
             for name, t in times.items():
                 rows.append(
                     {
