@@ -5,7 +5,7 @@ tf.function(jit_compile=True), torch.compile) and eager; the backend of
 KERAS_BACKEND. Prints the median time and the ratio to cross entropy.
 Our losses are built with `keras_minent.losses.get` (the paper's settings).
 
-With `--against REV`, the losses of `keras_minent/losses.py` at git revision
+With `--against REV`, the losses of `keras_minent.losses` at git revision
 REV are timed in the same run, interleaved with the current ones (rows
 `min_ent@REV`, `mix_ent@REV`), e.g. to compare two formulations on a shared
 machine:
@@ -17,10 +17,13 @@ machine:
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import types
 
 import numpy as np
@@ -39,29 +42,53 @@ LOSSES = {
 
 
 def losses_at(rev: str) -> dict:
-    """`min_ent@REV` and `mix_ent@REV`: the losses of `keras_minent/losses.py` at `rev`.
+    """`min_ent@REV` and `mix_ent@REV`: the losses of `keras_minent.losses` at `rev`.
 
-    The old module is executed on its own, without registering its classes
-    with Keras again (their names are taken by the current ones).
+    The old code is loaded on its own, without registering its classes with
+    Keras again (their names are taken by the current ones): the module
+    `keras_minent/losses.py`, or, from the revision that split it, the package
+    `keras_minent/losses/` (loaded under another name). Either uses the current
+    `keras_minent._loss_utils`.
     """
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    source = subprocess.run(
-        ["git", "show", f"{rev}:keras_minent/losses.py"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for decorator in (
-        "@keras.saving.register_keras_serializable(package=PACKAGE)\n",
-        "@_register\n",
-    ):
-        source = source.replace(decorator, "")
-    module = types.ModuleType(f"losses_at_{rev}")
-    exec(compile(source, f"{rev}:keras_minent/losses.py", "exec"), module.__dict__)
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
+
+    def unregistered(source: str) -> str:
+        for decorator in (
+            "@keras.saving.register_keras_serializable(package=PACKAGE)\n",
+            "@_register\n",
+        ):
+            source = source.replace(decorator, "")
+        return source
+
+    name = "losses_at_" + re.sub(r"\W", "_", rev)
+    paths = git("ls-tree", "--name-only", rev, "keras_minent/").split()
+    if "keras_minent/losses.py" in paths:
+        source = unregistered(git("show", f"{rev}:keras_minent/losses.py"))
+        module = types.ModuleType(name)
+        exec(compile(source, f"{rev}:keras_minent/losses.py", "exec"), module.__dict__)
+    else:
+        files = git("ls-tree", "--name-only", rev, "keras_minent/losses/").split()
+        with tempfile.TemporaryDirectory() as tmp:
+            os.mkdir(os.path.join(tmp, name))
+            for path in files:
+                if path.endswith(".py"):
+                    source = unregistered(git("show", f"{rev}:{path}"))
+                    source = source.replace("keras_minent.losses", name)
+                    with open(os.path.join(tmp, name, os.path.basename(path)), "w") as f:
+                        f.write(source)
+            sys.path.insert(0, tmp)
+            try:
+                module = importlib.import_module(name)
+            finally:
+                sys.path.remove(tmp)
     return {
-        f"{name}@{rev}": (lambda n=name: module.get(n, paper_settings=True, from_logits=True))
-        for name in ("min_ent", "mix_ent")
+        f"{loss}@{rev}": (lambda n=loss: module.get(n, paper_settings=True, from_logits=True))
+        for loss in ("min_ent", "mix_ent")
     }
 
 
@@ -111,9 +138,7 @@ def main(argv=None) -> list[dict]:
         help="1: one-hot targets for all (Keras CE needs them); 0: integer labels, "
         "CE baseline then SparseCategoricalCrossentropy",
     )
-    p.add_argument(
-        "--against", default=None, help="git revision whose losses.py to time beside ours"
-    )
+    p.add_argument("--against", default=None, help="git revision whose losses to time beside ours")
     p.add_argument(
         "--rounds",
         type=int,
