@@ -2,7 +2,8 @@
 
 Sweeps logits and probabilities, integer labels (B,) and (B, 1), one-hot and soft
 targets, label smoothing 0 and 0.2, natural and the paper's log bases, 5 seeds
-(640 cases), on the backend of KERAS_BACKEND. The reference is the tests' own.
+(640 cases), on the backend of KERAS_BACKEND. The reference and the cases are the
+tests' own (`keras_minent.testing.reference_case`).
 
     KERAS_BACKEND=jax python benchmarks/loss_exactness.py
 """
@@ -11,20 +12,17 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import sys
 
+import keras
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-import keras  # noqa: E402
-from test_losses import reference_case  # noqa: E402
+from keras_minent.testing import reference_case
 
 
 def main() -> float:
     worst = 0.0
     grid = itertools.product(
-        ("min", "mix"),
+        ("min_ent", "mix_ent"),
         (True, False),
         ("int", "int_col", "onehot", "soft"),
         (0.0, 0.2),

@@ -12,11 +12,11 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_minent.losses import PACKAGE, _check_axis, _check_bool, _log_probs, _to_float32
+from keras_minent._loss_utils import PACKAGE, check_axis, check_bool, log_probs, to_float32
 
 
 def _probabilities(y_pred, from_logits: bool, axis: int):
-    p, log_p = _log_probs(_to_float32(y_pred), from_logits, axis)
+    p, log_p = log_probs(to_float32(y_pred), from_logits, axis)
     return p, log_p
 
 
@@ -57,8 +57,8 @@ class PredictiveEntropy(keras.metrics.Metric):
         dtype: Any = None,
     ):
         super().__init__(name=name, dtype=dtype)
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.axis = _check_axis(axis)
+        self.from_logits = check_bool("from_logits", from_logits)
+        self.axis = check_axis(axis)
         self.total = self.add_variable((), initializer="zeros", name="total")
         self.count = self.add_variable((), initializer="zeros", name="count")
 
@@ -120,8 +120,8 @@ class ExpectedCalibrationError(keras.metrics.Metric):
                 f"Argument `num_bins` must be an integer >= 1. Received: {num_bins!r}"
             )
         self.num_bins = num_bins
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.axis = _check_axis(axis)
+        self.from_logits = check_bool("from_logits", from_logits)
+        self.axis = check_axis(axis)
         if self.axis != -1:
             raise ValueError("ExpectedCalibrationError supports axis=-1 only.")
         shape = (num_bins,)
@@ -130,7 +130,7 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         self.correct = self.add_variable(shape, initializer="zeros", name="bin_correct")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = _to_float32(y_pred)
+        y_pred = to_float32(y_pred)
         p, _ = _probabilities(y_pred, self.from_logits, -1)
         num_classes = y_pred.shape[-1]
         p = ops.reshape(p, (-1, num_classes))

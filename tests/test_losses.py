@@ -15,106 +15,30 @@ import pytest
 import keras_minent
 from keras_minent import PAPER_SETTINGS, MinEntLoss, MixEntLoss
 from keras_minent import losses as L
-from keras_minent.testing import BACKEND, gradient, run_python
+from keras_minent.testing import (
+    BACKEND,
+    REF_BATCH,
+    REF_CLASSES,
+    gradient,
+    reference_case,
+    rel_err,
+    run_python,
+)
+from keras_minent.testing import reference_data as rng_data
+from keras_minent.testing import reference_loss as ref_loss
 
 pytestmark = pytest.mark.backend_matrix
 
-K = 7
-B = 12
+K = REF_CLASSES
+B = REF_BATCH
+KINDS = ["min_ent", "mix_ent"]
 RTOL = 1e-5
-
-
-# ---------------------------------------------------------------- reference
-
-
-def ref_loss(kind, t, y_pred, from_logits, w_reg, w_ce, b_ce, b_reg, eps=1e-6, axis=-1):
-    """float64 NumPy: per-example MIN-ENT / MIX-ENT, written from PAPER.md."""
-    y = np.moveaxis(np.asarray(y_pred, np.float64), axis, -1)
-    t = np.moveaxis(np.asarray(t, np.float64), axis, -1)
-    if from_logits:
-        m = y.max(-1, keepdims=True)
-        log_p = y - m - np.log(np.exp(y - m).sum(-1, keepdims=True))
-        p = np.exp(log_p)
-    else:  # as keras.losses.categorical_crossentropy: normalise, clip, log
-        p = y / y.sum(-1, keepdims=True)
-        log_p = np.log(np.clip(p, 1e-7, 1 - 1e-7))
-    ce = -(t * log_p).sum(-1)
-    if kind == "min":
-        reg = -(p * log_p).sum(-1)
-    else:
-        reg = -(p * np.log(t + eps)).sum(-1)
-    return w_ce * ce / math.log(b_ce) + w_reg * reg / math.log(b_reg)
-
-
-def make_loss(kind, **kw):
-    if kind == "min":
-        if "reg_weight" in kw:
-            kw["entropy_weight"] = kw.pop("reg_weight")
-        if "reg_base" in kw:
-            kw["entropy_log_base"] = kw.pop("reg_base")
-        return MinEntLoss(**kw)
-    if "reg_weight" in kw:
-        kw["swapped_weight"] = kw.pop("reg_weight")
-    if "reg_base" in kw:
-        kw["swapped_log_base"] = kw.pop("reg_base")
-    return MixEntLoss(**kw)
-
-
-def rng_data(seed=0, b=B, k=K, from_logits=True):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, k, size=b)
-    logits = rng.normal(0, 3, size=(b, k)).astype("float32")
-    if from_logits:
-        return labels, logits
-    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    return labels, probs.astype("float32")
-
-
-def targets(labels, fmt, k=K, seed=1):
-    onehot = np.eye(k, dtype="float32")[labels]
-    if fmt == "int":
-        return labels, onehot
-    if fmt == "int_col":
-        return labels[:, None], onehot
-    if fmt == "onehot":
-        return onehot, onehot
-    soft = np.random.default_rng(seed).dirichlet(np.ones(k), size=len(labels)).astype("float32")
-    return soft, soft
-
-
-def reference_case(kind, from_logits, fmt, smoothing, bases, seed=0):
-    """Per-example loss and its float64 reference for one case of the exactness sweep.
-
-    Returns:
-        `(got, want, y_true, y_pred, loss_kwargs)`. Also used by
-        `benchmarks/loss_exactness.py`.
-    """
-    labels, y_pred = rng_data(seed, from_logits=from_logits)
-    y_true, dist = targets(labels, fmt)
-    t = dist * (1 - smoothing) + smoothing / K
-    kwargs = {
-        "reg_weight": 0.37,
-        "ce_weight": 0.8,
-        "ce_log_base": bases[0],
-        "reg_base": bases[1],
-        "from_logits": from_logits,
-        "label_smoothing": smoothing,
-        "reduction": None,
-    }
-    got = keras.ops.convert_to_numpy(make_loss(kind, **kwargs)(y_true, y_pred))
-    want = ref_loss(kind, t, y_pred, from_logits, 0.37, 0.8, *bases)
-    return got, want, y_true, y_pred, kwargs
-
-
-def rel_err(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-2))  # abs. 1e-7 near 0
 
 
 # ---------------------------------------------------------------- exactness
 
 
-@pytest.mark.parametrize("kind", ["min", "mix"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("from_logits", [True, False])
 @pytest.mark.parametrize("fmt", ["int", "int_col", "onehot", "soft"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
@@ -124,8 +48,79 @@ def test_matches_float64_reference(kind, from_logits, fmt, smoothing, bases):
     assert got.shape == (B,)
     assert rel_err(got, want) < RTOL
     # The default reduction is the mean over the batch.
-    mean = make_loss(kind, **{k: v for k, v in kwargs.items() if k != "reduction"})
+    mean = L.get(kind, **{k: v for k, v in kwargs.items() if k != "reduction"})
     assert rel_err(keras.ops.convert_to_numpy(mean(y_true, y_pred)), want.mean()) < RTOL
+
+
+# Hand-computed values: derived on paper, not from the float64 reference, so that the
+# code and its reference cannot share a mistake. Two classes unless said otherwise.
+LN2, LN3, LN10 = math.log(2), math.log(3), math.log(10)
+HAND_CASES = [
+    # logits [0, 0]: p = (1/2, 1/2). Label 0: CE = -ln(1/2) = ln 2; H = ln 2.
+    # entropy_weight 0.5: ln 2 + 0.5 ln 2 = 1.5 ln 2.
+    ("min_ent", {"entropy_weight": 0.5}, [0], [[0.0, 0.0]], True, 1.5 * LN2),
+    # The same in bits (both log bases 2): CE = 1 bit, H = 1 bit: 1 + 1 = 2.
+    (
+        "min_ent",
+        {"entropy_weight": 1.0, "ce_log_base": 2, "entropy_log_base": 2},
+        [1],
+        [[0.0, 0.0]],
+        True,
+        2.0,
+    ),
+    # logits [ln 3, 0]: p = (3/4, 1/4); the same as probabilities [0.75, 0.25]. Label 1:
+    # CE = -ln(1/4) = 2 ln 2; H = -(3/4 ln(3/4) + 1/4 ln(1/4)) = 2 ln 2 - (3/4) ln 3.
+    # Weight 1: 4 ln 2 - (3/4) ln 3.
+    ("min_ent", {"entropy_weight": 1.0}, [1], [[LN3, 0.0]], True, 4 * LN2 - 0.75 * LN3),
+    ("min_ent", {"entropy_weight": 1.0}, [1], [[0.75, 0.25]], False, 4 * LN2 - 0.75 * LN3),
+    # logits [0, 0], label 0, epsilon 1e-6: CE = ln 2;
+    # SCE = -(1/2) ln(1 + 1e-6) - (1/2) ln(1e-6) = 3 ln 10 - (1/2) ln(1 + 1e-6).
+    (
+        "mix_ent",
+        {"swapped_weight": 1.0},
+        [0],
+        [[0.0, 0.0]],
+        True,
+        LN2 + 3 * LN10 - 0.5 * math.log1p(1e-6),
+    ),
+    # p = (3/4, 1/4), label 0, CE in bits: log2(4/3) = 2 - ln 3 / ln 2;
+    # SCE = -(3/4) ln(1 + 1e-6) - (1/4) ln(1e-6) = 1.5 ln 10 - 0.75 ln(1 + 1e-6); weight 0.5.
+    (
+        "mix_ent",
+        {"swapped_weight": 0.5, "ce_log_base": 2},
+        [0],
+        [[LN3, 0.0]],
+        True,
+        2 - LN3 / LN2 + 0.5 * (1.5 * LN10 - 0.75 * math.log1p(1e-6)),
+    ),
+    # Soft target (1/2, 1/2), epsilon 1/2: log(t + eps) = log 1 = 0, so SCE = 0 and the
+    # loss is CE = ln 2 for logits [0, 0], whatever the swapped weight.
+    ("mix_ent", {"swapped_weight": 3.0, "epsilon": 0.5}, [[0.5, 0.5]], [[0.0, 0.0]], True, LN2),
+]
+
+
+@pytest.mark.parametrize("kind, kwargs, y_true, y_pred, from_logits, want", HAND_CASES)
+def test_hand_computed_values(kind, kwargs, y_true, y_pred, from_logits, want):
+    cls = MinEntLoss if kind == "min_ent" else MixEntLoss
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred, "float32")
+    loss = cls(from_logits=from_logits, reduction=None, **kwargs)
+    assert rel_err(keras.ops.convert_to_numpy(loss(y_true, y_pred)), [want]) < RTOL
+    fn = L.min_ent if kind == "min_ent" else L.mix_ent
+    got = fn(y_true, y_pred, from_logits=from_logits, **kwargs)
+    assert rel_err(keras.ops.convert_to_numpy(got), [want]) < RTOL
+
+
+def test_hand_computed_terms():
+    # Four equal logits: p = 1/4 each, H = ln 4. Label 2 smoothed by 0.2:
+    # t = 0.8 * onehot + 0.2 / 4; sum t = 1, so CE = -sum t ln(1/4) = ln 4.
+    z = np.zeros((1, 4), "float32")
+    assert rel_err(keras.ops.convert_to_numpy(L.entropy(z, from_logits=True)), [2 * LN2]) < RTOL
+    ce_only = L.get("ce", from_logits=True, label_smoothing=0.2, reduction=None)
+    assert rel_err(keras.ops.convert_to_numpy(ce_only(np.array([2]), z)), [2 * LN2]) < RTOL
+    # One-hot target, p_y = 1/4: SCE = -ln(1e-6) * 3/4 - ln(1 + 1e-6) / 4.
+    sce = L.swapped_cross_entropy(np.array([2]), z, from_logits=True)
+    want = 4.5 * LN10 - 0.25 * math.log1p(1e-6)
+    assert rel_err(keras.ops.convert_to_numpy(sce), [want]) < RTOL
 
 
 @pytest.mark.parametrize("eps", [1e-6, 1e-3, 0.5])
@@ -133,19 +128,19 @@ def test_mix_ent_epsilon_and_closed_form(eps):
     labels, logits = rng_data(3)
     loss = MixEntLoss(1.0, ce_weight=0.0, epsilon=eps, from_logits=True, reduction=None)
     got = keras.ops.convert_to_numpy(loss(labels, logits))
-    p = np.exp(ref_loss("min", np.eye(K)[labels], logits, True, 0, 1, math.e, math.e) * -1)
-    closed = -math.log(eps) * (1 - p) - math.log(1 + eps) * p  # PAPER.md closed form
+    p = np.exp(ref_loss("min_ent", np.eye(K)[labels], logits, True, 0, 1, math.e, math.e) * -1)
+    closed = -math.log(eps) * (1 - p) - math.log(1 + eps) * p  # the closed form of docs/method.md
     assert rel_err(got, closed) < 1e-4
-    want = ref_loss("mix", np.eye(K)[labels], logits, True, 1.0, 0.0, math.e, math.e, eps=eps)
+    want = ref_loss("mix_ent", np.eye(K)[labels], logits, True, 1.0, 0.0, math.e, math.e, eps=eps)
     assert rel_err(got, want) < RTOL
 
 
-@pytest.mark.parametrize("kind", ["min", "mix"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_axis_other_than_last(kind):
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(4, K, 3)).astype("float32")  # classes on axis 1
     labels = rng.integers(0, K, size=(4, 3))
-    loss = make_loss(kind, reg_weight=0.5, from_logits=True, axis=1, reduction=None)
+    loss = L.get(kind, 0.5, from_logits=True, axis=1, reduction=None)
     got = keras.ops.convert_to_numpy(loss(labels, logits))
     t = np.moveaxis(np.eye(K)[labels], -1, 1)
     want = ref_loss(kind, t, logits, True, 0.5, 1.0, math.e, math.e, axis=1)
@@ -156,13 +151,13 @@ def test_axis_other_than_last(kind):
     assert rel_err(got2, want) < RTOL
 
 
-@pytest.mark.parametrize("kind", ["min", "mix"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("from_logits", [True, False])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_zero_regularizer_equals_keras_cross_entropy_exactly(kind, from_logits, smoothing):
     labels, y_pred = rng_data(7, from_logits=from_logits)
     onehot = np.eye(K, dtype="float32")[labels]
-    ours = make_loss(kind, reg_weight=0.0, from_logits=from_logits, label_smoothing=smoothing)
+    ours = L.get(kind, 0.0, from_logits=from_logits, label_smoothing=smoothing)
     cce = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=smoothing)
     a = keras.ops.convert_to_numpy(ours(onehot, y_pred))
     b = keras.ops.convert_to_numpy(cce(onehot, y_pred))
@@ -175,21 +170,21 @@ def test_terms_and_functions():
     labels, logits = rng_data(11)
     onehot = np.eye(K)[labels]
     h = keras.ops.convert_to_numpy(L.entropy(logits, from_logits=True))
-    assert rel_err(h, ref_loss("min", onehot, logits, True, 1, 0, math.e, math.e)) < RTOL
+    assert rel_err(h, ref_loss("min_ent", onehot, logits, True, 1, 0, math.e, math.e)) < RTOL
     assert (
         abs(float(L.entropy(np.zeros((1, 2), "float32"), from_logits=True)[0]) - math.log(2))
         < 1e-6
     )
     sce = keras.ops.convert_to_numpy(L.swapped_cross_entropy(labels, logits, from_logits=True))
-    assert rel_err(sce, ref_loss("mix", onehot, logits, True, 1, 0, math.e, math.e)) < RTOL
+    assert rel_err(sce, ref_loss("mix_ent", onehot, logits, True, 1, 0, math.e, math.e)) < RTOL
     me = keras.ops.convert_to_numpy(
         L.min_ent(labels, logits, entropy_weight=0.3, from_logits=True)
     )
-    assert rel_err(me, ref_loss("min", onehot, logits, True, 0.3, 1, math.e, math.e)) < RTOL
+    assert rel_err(me, ref_loss("min_ent", onehot, logits, True, 0.3, 1, math.e, math.e)) < RTOL
     xe = keras.ops.convert_to_numpy(
         L.mix_ent(labels, logits, swapped_weight=0.3, from_logits=True)
     )
-    assert rel_err(xe, ref_loss("mix", onehot, logits, True, 0.3, 1, math.e, math.e)) < RTOL
+    assert rel_err(xe, ref_loss("mix_ent", onehot, logits, True, 0.3, 1, math.e, math.e)) < RTOL
 
 
 def test_paper_settings_by_name():
@@ -221,7 +216,7 @@ def analytic_grad(kind, labels, logits, w_reg, eps=1e-6):
     p = np.exp(log_p)
     t = np.eye(z.shape[-1])[labels]
     g = p - t
-    if kind == "min":
+    if kind == "min_ent":
         h = -(p * log_p).sum(-1, keepdims=True)
         g += w_reg * (-p * (log_p + h))
     else:
@@ -230,28 +225,28 @@ def analytic_grad(kind, labels, logits, w_reg, eps=1e-6):
     return g
 
 
-@pytest.mark.parametrize("kind", ["min", "mix"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_gradient_matches_analytic(kind):
     labels, logits = rng_data(13)
-    loss = make_loss(kind, reg_weight=0.4, from_logits=True, reduction="sum")
+    loss = L.get(kind, 0.4, from_logits=True, reduction="sum")
     g = gradient(lambda z: loss(labels, z), logits)
     want = analytic_grad(kind, labels, logits, 0.4)
     assert np.max(np.abs(g - want)) < 1e-4 * max(1.0, np.max(np.abs(want)))
 
 
-@pytest.mark.parametrize("kind", ["min", "mix"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("scale", [1e4, -1e4])
 def test_huge_logits_are_finite(kind, scale):
     labels, logits = rng_data(17)
     logits = np.sign(logits) * scale + logits  # magnitude ~1e4, distinct values
-    loss = make_loss(kind, reg_weight=0.5, from_logits=True)
+    loss = L.get(kind, 0.5, from_logits=True)
     value = float(keras.ops.convert_to_numpy(loss(labels, logits)))
     g = gradient(lambda z: loss(labels, z), logits)
     assert math.isfinite(value)
     assert np.all(np.isfinite(g))
 
 
-@pytest.mark.parametrize("kind", ["min", "mix"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_probabilities_exactly_zero_and_one(kind):
     probs = np.zeros((4, K), "float32")
     probs[0, 0] = 1.0  # right and certain
@@ -259,7 +254,7 @@ def test_probabilities_exactly_zero_and_one(kind):
     probs[2, :2] = 0.5
     probs[3, :] = 1.0 / K
     labels = np.array([0, 0, 1, 2])
-    loss = make_loss(kind, reg_weight=0.5, from_logits=False, reduction=None)
+    loss = L.get(kind, 0.5, from_logits=False, reduction=None)
     value = keras.ops.convert_to_numpy(loss(labels, probs))
     g = gradient(lambda p: loss(labels, p), probs)
     assert np.all(np.isfinite(value)) and np.all(np.isfinite(g))
@@ -268,10 +263,10 @@ def test_probabilities_exactly_zero_and_one(kind):
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("kind", ["min", "mix"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_mixed_precision_computes_in_float32(policy, kind):
     keras.config.set_dtype_policy(policy)
-    loss = make_loss(kind, reg_weight=0.5, from_logits=True, reduction=None)
+    loss = L.get(kind, 0.5, from_logits=True, reduction=None)
     assert loss.dtype == "float32"
     labels, logits = rng_data(19)
     half = keras.ops.cast(logits * 1000.0, policy.split("_")[1])  # |z| up to ~1e4
@@ -281,12 +276,12 @@ def test_mixed_precision_computes_in_float32(policy, kind):
     want = ref_loss(kind, np.eye(K)[labels], ref_in, True, 0.5, 1.0, math.e, math.e)
     assert rel_err(keras.ops.convert_to_numpy(out), want) < RTOL
     # The per-example functions upcast too.
-    fn = L.min_ent if kind == "min" else L.mix_ent
+    fn = L.min_ent if kind == "min_ent" else L.mix_ent
     out_fn = fn(labels, half, 0.5, from_logits=True)
     assert keras.backend.standardize_dtype(out_fn.dtype) == "float32"
     # A model under the policy trains with finite loss.
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(K, dtype="float32")])
-    model.compile("sgd", make_loss(kind, reg_weight=0.5, from_logits=True))
+    model.compile("sgd", L.get(kind, 0.5, from_logits=True))
     x = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
     hist = model.fit(x, labels[:16] if len(labels) >= 16 else np.resize(labels, 16), verbose=0)
     assert math.isfinite(hist.history["loss"][0])
@@ -295,7 +290,7 @@ def test_mixed_precision_computes_in_float32(policy, kind):
 # ---------------------------------------------------------------- Keras-native
 
 
-@pytest.mark.parametrize("kind", ["min", "mix"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_reductions_and_sample_weight(kind):
     labels, logits = rng_data(23)
     per = ref_loss(kind, np.eye(K)[labels], logits, True, 0.3, 1.0, math.e, math.e)
@@ -310,13 +305,13 @@ def test_reductions_and_sample_weight(kind):
         "mean_with_sample_weight": (per * sw).sum() / sw.sum(),
     }
     for reduction, want in cases.items():
-        loss = make_loss(kind, reg_weight=0.3, from_logits=True, reduction=reduction)
+        loss = L.get(kind, 0.3, from_logits=True, reduction=reduction)
         got = keras.ops.convert_to_numpy(loss(labels, logits, sample_weight=sw.astype("float32")))
         assert rel_err(got, want) < RTOL, reduction
     # Zero weights remove examples exactly, even with garbage logits there.
     bad = logits.copy()
     bad[:3] = 1e4
-    loss = make_loss(kind, reg_weight=0.3, from_logits=True, reduction="sum")
+    loss = L.get(kind, 0.3, from_logits=True, reduction="sum")
     a = keras.ops.convert_to_numpy(loss(labels, bad, sample_weight=sw.astype("float32")))
     assert rel_err(a, (per * sw).sum()) < RTOL
 
@@ -329,7 +324,7 @@ def test_mask_behaves_like_keras():
     loss = MinEntLoss(0.3, from_logits=True)
     y_pred = keras.ops.convert_to_tensor(logits)
     set_keras_mask(y_pred, keras.ops.convert_to_tensor(mask))
-    per = ref_loss("min", np.eye(K)[labels], logits, True, 0.3, 1.0, math.e, math.e)
+    per = ref_loss("min_ent", np.eye(K)[labels], logits, True, 0.3, 1.0, math.e, math.e)
     got = float(keras.ops.convert_to_numpy(loss(labels, y_pred)))
     assert rel_err(got, per[mask].sum() / mask.sum()) < RTOL
 
@@ -343,6 +338,8 @@ def test_mask_behaves_like_keras():
         ({"entropy_weight": "0.1"}, "entropy_weight"),
         ({"ce_log_base": 1.0}, "ce_log_base"),
         ({"ce_log_base": 0.0}, "ce_log_base"),
+        ({"ce_log_base": 0.5}, "ce_log_base"),
+        ({"entropy_log_base": 0.9}, "entropy_log_base"),
         ({"entropy_log_base": -2.0}, "entropy_log_base"),
         ({"label_smoothing": 1.5}, "label_smoothing"),
         ({"label_smoothing": -0.1}, "label_smoothing"),
@@ -364,6 +361,7 @@ def test_min_ent_rejects_bad_hyperparameters(kwargs, arg):
         ({"epsilon": -1e-6}, "epsilon"),
         ({"swapped_weight": -1.0}, "swapped_weight"),
         ({"swapped_log_base": 1}, "swapped_log_base"),
+        ({"swapped_log_base": 0.5}, "swapped_log_base"),
     ],
 )
 def test_mix_ent_rejects_bad_hyperparameters(kwargs, arg):
@@ -371,9 +369,9 @@ def test_mix_ent_rejects_bad_hyperparameters(kwargs, arg):
         MixEntLoss(**kwargs)
 
 
-@pytest.mark.parametrize("kind", ["min", "mix"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_bad_labels_are_reported(kind):
-    loss = make_loss(kind, from_logits=True)
+    loss = L.get(kind, from_logits=True)
     labels, logits = rng_data(31)
     with pytest.raises(ValueError, match=r"outside \[0, 7\)"):
         loss(labels + 1, logits)  # 1-based labels reach K
@@ -387,6 +385,68 @@ def test_bad_labels_are_reported(kind):
         loss(np.eye(K + 1)[labels], logits)
     with pytest.raises(ValueError, match="class ids"):
         loss(labels[:5], logits)
+
+
+def compiled(fn):
+    """`fn` compiled as a training step is: jax.jit, tf.function(jit_compile=True), torch.compile.
+
+    There the labels are not concrete, so they cannot be checked eagerly.
+    """
+    if BACKEND == "jax":
+        import jax
+
+        step = jax.jit(fn)
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        step = tf.function(fn, jit_compile=True)
+    else:
+        import torch
+
+        step = torch.compile(fn, backend="eager", fullgraph=True)
+    return lambda *args: step(*(keras.ops.convert_to_tensor(a) for a in args))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_invalid_class_ids_give_nan_in_compiled_code(kind):
+    _, logits = rng_data(37)
+    logits = logits[:6]
+    loss = L.get(kind, 0.3, from_logits=True, reduction=None)
+    good = keras.ops.convert_to_numpy(loss(np.array([0, 1, 2, 3, 4, 5]), logits))
+    labels = np.array([0, K, -1, 3, K + 5, 5], "int32")  # 1, 2 and 4 are outside [0, K)
+    got = keras.ops.convert_to_numpy(compiled(lambda y, z: loss(y, z))(labels, logits))
+    assert np.all(np.isnan(got[[1, 2, 4]]))
+    assert rel_err(got[[0, 3, 5]], good[[0, 3, 5]]) < 1e-6
+    # Integer-valued float labels work; a non-integer one gives NaN too.
+    float_labels = np.array([0.0, 1.0, 2.5, 3.0, 4.0, 5.0], "float32")
+    got = keras.ops.convert_to_numpy(compiled(lambda y, z: loss(y, z))(float_labels, logits))
+    assert np.isnan(got[2]) and rel_err(np.delete(got, 2), np.delete(good, 2)) < 1e-6
+    # Reduced (as in fit): the batch loss is NaN, not a finite value without the term.
+    mean = L.get(kind, 0.3, from_logits=True)
+    value = keras.ops.convert_to_numpy(compiled(lambda y, z: mean(y, z))(labels, logits))
+    assert np.isnan(value)
+    # The function form, and one-hot targets are left alone.
+    fn = L.min_ent if kind == "min_ent" else L.mix_ent
+    per = compiled(lambda y, z: fn(y, z, from_logits=True))(labels, logits)
+    assert np.isnan(keras.ops.convert_to_numpy(per)[1])
+    onehot = np.eye(K, dtype="float32")[[0, 1, 2, 3, 4, 5]]
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(compiled(loss)(onehot, logits))))
+
+
+@pytest.mark.parametrize("base", [0.5, 0.999, 1.0, 0.0])
+def test_log_base_must_exceed_one(base):
+    """A base in (0, 1) has ln(base) < 0: the term's sign would flip (loss -63.7 in a run)."""
+    for make in (
+        lambda: MinEntLoss(ce_log_base=base),
+        lambda: MinEntLoss(entropy_log_base=base),
+        lambda: MixEntLoss(swapped_log_base=base),
+        lambda: L.get("min_ent", reg_log_base=base),
+        lambda: L.min_ent(np.array([0]), np.zeros((1, 2), "float32"), ce_log_base=base),
+        lambda: L.mix_ent(np.array([0]), np.zeros((1, 2), "float32"), swapped_log_base=base),
+    ):
+        with pytest.raises(ValueError, match=r"must be > 1 .*flips the sign"):
+            make()
+    assert MinEntLoss(ce_log_base=1.0001).ce_log_base == 1.0001
 
 
 # ---------------------------------------------------------------- serialization
@@ -408,18 +468,30 @@ def test_config_round_trip(cls):
     assert set(inspect.signature(cls.__init__).parameters) - {"self"} == set(config)
     clone = cls.from_config(config)
     assert clone == loss and clone.get_config() == config
+    assert hash(clone) == hash(loss) and len({clone, loss}) == 1  # consistent with ==
+    assert clone != cls.from_paper(from_logits=False)
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is cls and restored.get_config() == config
     assert keras.saving.get_registered_name(cls) == f"keras_minent>{cls.__name__}"
 
 
-@pytest.mark.parametrize("cls", [MinEntLoss, MixEntLoss])
-def test_saved_model_loads_in_fresh_process(cls, tmp_path):
+@pytest.mark.parametrize("kind", ["MinEntLoss", "MixEntLoss", "min_ent", "mix_ent"])
+def test_saved_model_loads_in_fresh_process(kind, tmp_path):
+    """Class and function losses: saved to .keras, loaded where only keras and keras_minent
+    are imported (the functions are registered as keras_minent>min_ent, ...)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 6)).astype("float32")
     y = rng.integers(0, 4, size=32)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
-    loss = cls(0.25, ce_log_base=2.0, from_logits=True, label_smoothing=0.05)
+    if kind[0].isupper():  # a loss object, on logits
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+        loss = getattr(L, kind)(0.25, ce_log_base=2.0, from_logits=True, label_smoothing=0.05)
+        describe = "type(m.loss).__name__, m.loss.get_config()['ce_log_base']"
+        want_name = f"{kind} 2.0"
+    else:  # a function, called with its defaults: on probabilities
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="softmax")])
+        loss = getattr(L, kind)
+        describe = "m.loss.__name__, keras.saving.get_registered_name(m.loss)"
+        want_name = f"{kind} keras_minent>{kind}"
     model.compile("adam", loss)
     model.fit(x, y, epochs=1, verbose=0)
     expected = model.evaluate(x, y, verbose=0)
@@ -431,12 +503,20 @@ def test_saved_model_loads_in_fresh_process(cls, tmp_path):
         "import numpy as np, keras, keras_minent\n"
         f"m = keras.saving.load_model(r'{path}')\n"
         f"x = np.load(r'{tmp_path / 'x.npy'}'); y = np.load(r'{tmp_path / 'y.npy'}')\n"
-        "print(type(m.loss).__name__, m.loss.get_config()['ce_log_base'])\n"
+        f"print({describe})\n"
         "print(repr(m.evaluate(x, y, verbose=0)))\n"
     )
     name_line, value_line = out.strip().splitlines()[-2:]
-    assert name_line == f"{cls.__name__} 2.0"
+    assert name_line == want_name
     assert abs(float(value_line) - expected) <= 1e-6 * max(1.0, abs(expected))
+
+
+def test_function_losses_are_registered():
+    for name in ("min_ent", "mix_ent", "entropy", "swapped_cross_entropy"):
+        fn = getattr(L, name)
+        assert keras.saving.get_registered_name(fn) == f"keras_minent>{name}"
+        assert keras.saving.get_registered_object(f"keras_minent>{name}") is fn
+        assert keras.losses.deserialize(keras.losses.serialize(fn)) is fn
 
 
 # ---------------------------------------------------------------- training
