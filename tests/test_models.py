@@ -14,7 +14,7 @@ pytestmark = pytest.mark.backend_matrix
 
 
 def reference_vgg5_params(k=26):
-    """Trainable parameters of PAPER.md section 2 (PyTorch counts no BN statistics)."""
+    """Trainable parameters of docs/method.md, section 2 (PyTorch counts no BN statistics)."""
     convs = [(1, 64), (64, 64), (64, 128), (128, 128), (128, 256)] + [(256, 256)] * 5
     conv = sum(9 * i * o + o for i, o in convs)
     bn = sum(2 * o for _, o in convs) + 2 * 512
