@@ -139,6 +139,13 @@ def test_another_source_is_never_the_cached_data(tmp_path, caplog):
     np.testing.assert_array_equal(xd, want_c["train"][0])
 
 
+def test_default_data_dir_is_keras_minent_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_MINENT_DATA", str(tmp_path / "env"))
+    write_files(tmp_path / "raw")
+    datasets.load_arrays("test", idx_dir=tmp_path / "raw", loader="numpy")
+    assert (tmp_path / "env" / arrays.CACHE_NAME).is_file()
+
+
 def test_synthetic_files_are_recorded_as_synthetic(tmp_path):
     write_files(tmp_path / "raw", synthetic=True)
     rec = datasets.provenance(tmp_path / "data", tmp_path / "raw", loader="numpy")

@@ -361,3 +361,9 @@ def test_tfds_directory_is_rebuilt_for_another_source(tmp_path):
     assert rec_b["location"] == str(b.resolve()) and rec_b["fingerprint"] != rec_a["fingerprint"]
     # Without idx_dir: the data of b, and the record says so.
     assert datasets.provenance(data_dir, loader="tfds") == rec_b
+    # A directory prepared before records existed: "unknown", and rebuilt for an idx_dir.
+    record = next(data_dir.rglob("keras_minent_provenance.json"))
+    record.unlink()
+    rec = datasets.provenance(data_dir, loader="tfds")
+    assert rec["source"] == "unknown" and rec["fingerprint"] == rec_b["fingerprint"]
+    assert datasets.provenance(data_dir, b, loader="tfds") == rec_b
