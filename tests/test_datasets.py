@@ -155,13 +155,15 @@ def test_builder_splits_and_carve_out(prepared):
     from keras_minent import datasets
 
     data_dir, want = prepared
-    train = datasets.load_arrays("train", data_dir=data_dir, download=False)
+    train = datasets.load_arrays("train", data_dir=data_dir, download=False, loader="tfds")
     np.testing.assert_array_equal(train[0], want["train"][0])
     np.testing.assert_array_equal(train[1], want["train"][1])
-    test = datasets.load_arrays("test", data_dir=data_dir, download=False)
+    test = datasets.load_arrays("test", data_dir=data_dir, download=False, loader="tfds")
     np.testing.assert_array_equal(test[1], want["test"][1])
-    val = datasets.load_arrays("validation", data_dir=data_dir, download=False)
-    rest = datasets.load_arrays("train_without_validation", data_dir=data_dir, download=False)
+    val = datasets.load_arrays("validation", data_dir=data_dir, download=False, loader="tfds")
+    rest = datasets.load_arrays(
+        "train_without_validation", data_dir=data_dir, download=False, loader="tfds"
+    )
     vi = datasets.validation_indices(120)
     assert len(vi) == 10 and len(val[0]) == 10 and len(rest[0]) == 110
     np.testing.assert_array_equal(val[0], want["train"][0][vi])
@@ -197,7 +199,7 @@ def test_builder_from_zip_in_manual_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(EmnistLettersOfficial, "expected_zip_sha256", sha)
     b = datasets.builder(data_dir=tmp_path / "tfds", download=False)
     assert b.info.splits["train"].num_examples == 48
-    images, labels = datasets.load_arrays("train", data_dir=tmp_path / "tfds")
+    images, labels = datasets.load_arrays("train", data_dir=tmp_path / "tfds", loader="tfds")
     np.testing.assert_array_equal(labels, want["train"][1])
 
 
@@ -220,9 +222,10 @@ def test_training_dataset_is_a_function_of_seed_and_epoch():
     from keras_minent import datasets
 
     images, labels = idx.synthetic_letters(50, seed=3)
-    full = list(datasets.training_dataset(images, labels, 16, seed=7, epochs=3))
+    kw = dict(pipeline="tf.data")
+    full = list(datasets.training_dataset(images, labels, 16, seed=7, epochs=3, **kw))
     resumed = list(
-        datasets.training_dataset(images, labels, 16, seed=7, epochs=3, initial_epoch=2)
+        datasets.training_dataset(images, labels, 16, seed=7, epochs=3, initial_epoch=2, **kw)
     )
     steps = datasets.steps_per_epoch(50, 16)
     assert steps == 4 and len(full) == 3 * steps and len(resumed) == steps
@@ -233,7 +236,9 @@ def test_training_dataset_is_a_function_of_seed_and_epoch():
     epoch1 = np.concatenate([y for _, y in full[steps : 2 * steps]])
     assert sorted(epoch0.tolist()) == sorted(labels.tolist())  # a permutation
     assert epoch0.tolist() != epoch1.tolist()  # reshuffled every epoch
-    full_batches = list(datasets.training_dataset(images, labels, 16, 7, 2, drop_remainder=True))
+    full_batches = list(
+        datasets.training_dataset(images, labels, 16, 7, 2, drop_remainder=True, **kw)
+    )
     assert datasets.steps_per_epoch(50, 16, drop_remainder=True) == 3
     assert len(full_batches) == 6 and all(len(y) == 16 for _, y in full_batches)
 
@@ -244,7 +249,7 @@ def test_training_dataset_shards_are_the_parts_of_each_global_batch():
     from keras_minent import datasets
 
     images, labels = idx.synthetic_letters(50, seed=3)
-    kw = dict(batch_size=16, seed=7, epochs=2, drop_remainder=True)
+    kw = dict(batch_size=16, seed=7, epochs=2, drop_remainder=True, pipeline="tf.data")
     whole = list(datasets.training_dataset(images, labels, **kw))
     parts = [list(datasets.training_dataset(images, labels, shard=(i, 4), **kw)) for i in range(4)]
     assert all(len(p) == len(whole) == 6 for p in parts)
@@ -252,9 +257,11 @@ def test_training_dataset_shards_are_the_parts_of_each_global_batch():
         np.testing.assert_array_equal(np.concatenate([p[step][1] for p in parts]), y)
         np.testing.assert_array_equal(np.concatenate([p[step][0] for p in parts]), x)
     with pytest.raises(ValueError, match="equal parts"):
-        datasets.training_dataset(images, labels, 16, 7, 2, drop_remainder=True, shard=(0, 3))
+        datasets.training_dataset(
+            images, labels, 16, 7, 2, drop_remainder=True, shard=(0, 3), pipeline="tf.data"
+        )
     with pytest.raises(ValueError, match="equal parts"):
-        datasets.training_dataset(images, labels, 16, 7, 2, shard=(0, 2))
+        datasets.training_dataset(images, labels, 16, 7, 2, shard=(0, 2), pipeline="tf.data")
 
 
 def test_vgg5_trains_one_epoch_through_the_pipeline(prepared):
@@ -264,8 +271,8 @@ def test_vgg5_trains_one_epoch_through_the_pipeline(prepared):
     from keras_minent import datasets
 
     data_dir, _ = prepared
-    x, y = datasets.load_arrays("train_without_validation", data_dir=data_dir)
-    vx, vy = datasets.load_arrays("validation", data_dir=data_dir)
+    x, y = datasets.load_arrays("train_without_validation", data_dir=data_dir, loader="tfds")
+    vx, vy = datasets.load_arrays("validation", data_dir=data_dir, loader="tfds")
     keras.utils.set_random_seed(0)
     model = keras_minent.vgg5(augment=True, seed=0)
     model.compile(
@@ -282,3 +289,81 @@ def test_vgg5_trains_one_epoch_through_the_pipeline(prepared):
         verbose=0,
     )
     assert np.isfinite(hist.history["loss"][0]) and "val_accuracy" in hist.history
+
+
+@pytest.mark.parametrize("initial_epoch", [0, 1])
+@pytest.mark.parametrize("drop_remainder, shard", [(False, None), (True, None), (True, (1, 4))])
+def test_tf_data_and_numpy_pipelines_give_the_same_batches(initial_epoch, drop_remainder, shard):
+    """Results do not depend on the backend's loader: same batches, same order."""
+    from keras_minent import datasets
+
+    images, labels = idx.synthetic_letters(50, seed=3)
+    kw = dict(
+        batch_size=16,
+        seed=7,
+        epochs=3,
+        initial_epoch=initial_epoch,
+        drop_remainder=drop_remainder,
+        shard=shard,
+    )
+    tf_batches = list(datasets.training_dataset(images, labels, pipeline="tf.data", **kw))
+    ds = datasets.training_dataset(images, labels, pipeline="numpy", **kw)
+    np_batches = []
+    for _ in range(initial_epoch, 3):
+        np_batches += [ds[i] for i in range(len(ds))]
+        ds.on_epoch_end()
+    steps = datasets.steps_per_epoch(50, 16, drop_remainder)
+    assert len(tf_batches) == len(np_batches) == steps * (3 - initial_epoch)
+    for (xa, ya), (xb, yb) in zip(tf_batches, np_batches):
+        np.testing.assert_array_equal(np.asarray(ya), yb)
+        np.testing.assert_array_equal(np.asarray(xa), xb)
+    ev_tf = list(datasets.evaluation_dataset(images, labels, 16, pipeline="tf.data"))
+    ev_np = datasets.evaluation_dataset(images, labels, 16, pipeline="numpy")
+    assert len(ev_tf) == len(ev_np) == 4
+    for (xa, ya), i in zip(ev_tf, range(4)):
+        np.testing.assert_array_equal(np.asarray(xa), ev_np[i][0])
+        np.testing.assert_array_equal(np.asarray(ya), ev_np[i][1])
+
+
+def test_tfds_and_numpy_loaders_agree_and_record_their_source(prepared, tmp_path):
+    from keras_minent import datasets
+
+    data_dir, want = prepared
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    official_files(raw, n_train=120, n_test=30)  # the fixture's files, rewritten
+    rec_tfds = datasets.provenance(data_dir, loader="tfds")
+    rec_np = datasets.provenance(tmp_path / "np", raw, loader="numpy")
+    assert rec_tfds["fingerprint"] == rec_np["fingerprint"]
+    assert rec_tfds["source"] == "idx_dir_unverified" and not rec_tfds["verified"]
+    assert rec_tfds["arrays_sha256"] == rec_np["arrays_sha256"]
+    for split in ("train", "test", "validation", "train_without_validation"):
+        a = datasets.load_arrays(split, data_dir, loader="tfds")
+        b = datasets.load_arrays(split, tmp_path / "np", loader="numpy")
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        assert a[1].dtype == b[1].dtype == np.int64
+
+
+def test_tfds_directory_is_rebuilt_for_another_source(tmp_path):
+    from keras_minent import datasets
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    official_files(a, seed=1)
+    want_b = official_files(b, seed=2)
+    data_dir = tmp_path / "tfds"
+    rec_a = datasets.provenance(data_dir, a, loader="tfds")
+    assert rec_a["location"] == str(a.resolve())
+    x, y, rec_b = datasets.load_arrays_with_info("train", data_dir, b, loader="tfds")
+    np.testing.assert_array_equal(x, want_b["train"][0])
+    assert rec_b["location"] == str(b.resolve()) and rec_b["fingerprint"] != rec_a["fingerprint"]
+    # Without idx_dir: the data of b, and the record says so.
+    assert datasets.provenance(data_dir, loader="tfds") == rec_b
+    # A directory prepared before records existed: "unknown", and rebuilt for an idx_dir.
+    record = next(data_dir.rglob("keras_minent_provenance.json"))
+    record.unlink()
+    rec = datasets.provenance(data_dir, loader="tfds")
+    assert rec["source"] == "unknown" and rec["fingerprint"] == rec_b["fingerprint"]
+    assert datasets.provenance(data_dir, b, loader="tfds") == rec_b

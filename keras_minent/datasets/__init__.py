@@ -10,6 +10,8 @@ from keras_minent.datasets.emnist import (
     emnist_letters,
     evaluation_dataset,
     load_arrays,
+    load_arrays_with_info,
+    provenance,
     steps_per_epoch,
     training_dataset,
     validation_indices,
@@ -21,6 +23,8 @@ from keras_minent.datasets.idx import (
     synthetic_letters,
     write_official_files,
 )
+from keras_minent.datasets.loaders import EvaluationBatches, TrainingBatches
+from keras_minent.datasets.order import epoch_order, permutation
 
 __all__ = [
     "SPLITS",
@@ -30,6 +34,12 @@ __all__ = [
     "emnist_letters",
     "evaluation_dataset",
     "load_arrays",
+    "load_arrays_with_info",
+    "provenance",
+    "permutation",
+    "epoch_order",
+    "TrainingBatches",
+    "EvaluationBatches",
     "read_directory",
     "read_zip",
     "steps_per_epoch",

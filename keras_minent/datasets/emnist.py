@@ -1,29 +1,68 @@
-"""EMNIST-Letters with the official split, as `tf.data` datasets or NumPy arrays.
+"""EMNIST-Letters with the official split, as NumPy arrays, PyDatasets or `tf.data`.
 
 Splits:
 
 * `"train"`: the official 124,800 training images.
 * `"test"`: the official 20,800 test images.
 * `"validation"`: 10,400 images (1/12) carved from `"train"` by a fixed
-  seeded permutation (`VALIDATION_SEED`), the same on every machine.
+  permutation (`order.permutation`, keyed by `VALIDATION_SEED`), the same on
+  every machine and with every NumPy version.
 * `"train_without_validation"`: the other 114,400 training images.
 
 Use `"train_without_validation"` to fit and `"validation"` to select
 epochs or hyperparameters; keep `"test"` for the final number.
+
+Two loaders give identical arrays: the NumPy one (`arrays.prepared`, no
+TensorFlow needed; cache `<data_dir>/emnist_letters_official.npz`) and, on the
+TensorFlow backend where tensorflow-datasets is installed, the tfds builder
+(cache `<data_dir>/emnist_letters_official/`). Both record where the data
+came from (`records`). Batches for `fit`: `training_dataset` is a
+`tf.data.Dataset` on the TensorFlow backend and a `keras.utils.PyDataset`
+elsewhere, with the same batches in the same order.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
+import shutil
 
 import keras
 import numpy as np
 
-from keras_minent.datasets import idx
+from keras_minent.datasets import arrays as arrays_lib
+from keras_minent.datasets import idx, loaders, order
+from keras_minent.datasets import records as prov
+
+logger = logging.getLogger(__name__)
 
 VALIDATION_SEED = 20250123
 VALIDATION_FRACTION = 1 / 12
 SPLITS = ("train", "test", "validation", "train_without_validation")
+LOADERS = ("numpy", "tfds")
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def default_loader() -> str:
+    """`"tfds"` on the TensorFlow backend where tfds is installed, else `"numpy"`."""
+    if (
+        keras.backend.backend() == "tensorflow"
+        and _has("tensorflow")
+        and _has("tensorflow_datasets")
+    ):
+        return "tfds"
+    return "numpy"
+
+
+def default_pipeline() -> str:
+    """`"tf.data"` on the TensorFlow backend (TensorFlow installed), else `"numpy"`."""
+    if keras.backend.backend() == "tensorflow" and _has("tensorflow"):
+        return "tf.data"
+    return "numpy"
 
 
 def import_tensorflow():
@@ -46,10 +85,12 @@ def validation_indices(num_train: int, seed: int = VALIDATION_SEED) -> np.ndarra
         seed: Seed of the permutation.
 
     Returns:
-        `round(num_train / 12)` distinct sorted indices.
+        `round(num_train / 12)` distinct sorted indices: the first ones of
+        `order.permutation(num_train, (seed,))` (SplitMix64 numbers sorted;
+        independent of NumPy's random generators and of TensorFlow).
     """
     num_val = int(round(num_train * VALIDATION_FRACTION))
-    return np.sort(np.random.default_rng(seed).permutation(num_train)[:num_val])
+    return np.sort(order.permutation(num_train, (int(seed),))[:num_val])
 
 
 def _check_split(split: str) -> None:
@@ -69,6 +110,11 @@ def builder(
     four files in tfds's manual directory (`<data_dir>/downloads/manual`),
     else by downloading NIST's archive (checked against its SHA-256).
 
+    The source is recorded in `keras_minent_provenance.json` in the builder's
+    data directory. A prepared directory is reused only for its own source: a
+    call naming another `idx_dir` (or the same one with other files) rebuilds
+    it, with a warning.
+
     Args:
         data_dir: tfds data directory (default: tfds's, `~/tensorflow_datasets`).
         idx_dir: Directory holding the four `emnist-letters-*-ubyte.gz` files.
@@ -85,18 +131,20 @@ def builder(
 
     from keras_minent.datasets.tfds_builder import EmnistLettersOfficial
 
-    b = EmnistLettersOfficial(data_dir=None if data_dir is None else os.fspath(data_dir))
+    data_dir = None if data_dir is None else os.fspath(data_dir)
+    b = EmnistLettersOfficial(data_dir=data_dir)
+    if idx_dir is not None:
+        arrays_lib.check_idx_dir(idx_dir)
     if b.is_prepared():
-        return b
-    if (
-        idx_dir is not None
-        and idx.missing_files(idx_dir)
-        and not os.path.isfile(os.path.join(idx_dir, idx.ZIP_NAME))
-    ):
-        raise idx.EmnistDataError(
-            f"--idx-dir {idx_dir} must hold NIST's {idx.ZIP_NAME} or the four files "
-            f"{', '.join(idx.REQUIRED_FILES)}; it lacks {', '.join(idx.missing_files(idx_dir))}."
-        )
+        if idx_dir is None:
+            return b
+        source = arrays_lib.identify(idx_dir, b.expected_zip_sha256)
+        why = arrays_lib.mismatch(prov.read_record(_record_path(b)), source)
+        if why is None:
+            return b
+        logger.warning("Rebuilding EMNIST-Letters in %s: %s.", b.data_dir, why)
+        shutil.rmtree(b.data_dir)
+        b = EmnistLettersOfficial(data_dir=data_dir)
     manual = os.fspath(idx_dir) if idx_dir is not None else None
     if not download:
         default_manual = os.path.join(b.data_dir_root, "downloads", "manual")
@@ -105,12 +153,16 @@ def builder(
             idx.missing_files(where) and not os.path.isfile(os.path.join(where, idx.ZIP_NAME))
         ):
             raise idx.EmnistDataError(
-                f"EMNIST-Letters is not prepared in {b.data_dir_root} and download=False. "
-                f"Put NIST's {idx.ZIP_NAME} or the four files {', '.join(idx.REQUIRED_FILES)} "
-                f"in {where}, or pass idx_dir=."
+                arrays_lib.missing_data_message(b.data_dir_root, where, False)
             )
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+    if getattr(b, "provenance_record", None) is not None:
+        prov.write_json_atomic(_record_path(b), b.provenance_record)
     return b
+
+
+def _record_path(b) -> str:
+    return os.path.join(os.fspath(b.data_dir), prov.RECORD_NAME)
 
 
 def emnist_letters(
@@ -167,19 +219,7 @@ def _examples(split, data_dir, idx_dir, download):
     return ds
 
 
-def load_arrays(
-    split: str = "train",
-    data_dir: str | os.PathLike | None = None,
-    idx_dir: str | os.PathLike | None = None,
-    download: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One split as NumPy arrays `(images uint8 (N, 28, 28, 1), labels int64)`.
-
-    In the order of NIST's files.
-
-    EMNIST-Letters fits in memory (124,800 images are 98 MB); arrays feed
-    every backend and `training_dataset`. Arguments as `emnist_letters`.
-    """
+def _tfds_split(split, data_dir, idx_dir, download) -> tuple[np.ndarray, np.ndarray]:
     images, labels, index = [], [], []
     for ex in _examples(split, data_dir, idx_dir, download).batch(8192).as_numpy_iterator():
         images.append(ex["image"])
@@ -187,8 +227,111 @@ def load_arrays(
         index.append(ex["index"])
     if not images:
         raise idx.EmnistDataError(f"EMNIST-Letters split {split!r} is empty.")
-    order = np.argsort(np.concatenate(index), kind="stable")
-    return np.concatenate(images)[order], np.concatenate(labels).astype(np.int64)[order]
+    order_ = np.argsort(np.concatenate(index), kind="stable")
+    return np.concatenate(images)[order_], np.concatenate(labels).astype(np.int64)[order_]
+
+
+def _tfds_record(data_dir, idx_dir, download) -> dict:
+    """The tfds directory's record; one of source "unknown" for an unrecorded one."""
+    b = builder(data_dir, idx_dir, download)
+    record = prov.read_record(_record_path(b))
+    if record is None:
+        official = {s: _tfds_split(s, data_dir, None, download) for s in ("train", "test")}
+        record = prov.make_record(official, {"source": "unknown", "location": None})
+        prov.write_json_atomic(_record_path(b), record)
+    return record
+
+
+def _check_loader(loader):
+    loader = loader or default_loader()
+    if loader not in LOADERS:
+        raise ValueError(f"Unknown loader {loader!r}; expected one of {LOADERS}.")
+    return loader
+
+
+def select_split(official: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split of `{"train": (x, y), "test": (x, y)}`, carving out validation."""
+    _check_split(split)
+    if split in ("train", "test"):
+        return official[split]
+    x, y = official["train"]
+    mask = np.zeros(len(y), bool)
+    mask[validation_indices(len(y))] = True
+    if split == "train_without_validation":
+        mask = ~mask
+    return x[mask], y[mask]
+
+
+def load_arrays_with_info(
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    idx_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    loader: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """`load_arrays` plus the prepared dataset's provenance record.
+
+    Returns:
+        `(images, labels, record)`; `record` as `keras_minent.datasets.records` documents it
+        (`source`, `verified`, `location`, `arrays_sha256`, `fingerprint`, ...).
+    """
+    _check_split(split)
+    loader = _check_loader(loader)
+    if loader == "numpy":
+        official, record = arrays_lib.prepared(data_dir, idx_dir, download)
+        return (*select_split(official, split), record)
+    record = _tfds_record(data_dir, idx_dir, download)
+    if not record.get("verified"):
+        logger.warning("EMNIST-Letters (tfds): %s.", prov.describe(record))
+    return (*_tfds_split(split, data_dir, None, download), record)
+
+
+def load_arrays(
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    idx_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    loader: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One split as NumPy arrays `(images uint8 (N, 28, 28, 1), labels int64)`.
+
+    In the order of NIST's files. EMNIST-Letters fits in memory (124,800
+    images are 98 MB); arrays feed every backend and `training_dataset`.
+
+    Args:
+        split, idx_dir, download: As `emnist_letters`.
+        data_dir: Where the prepared data lives: tfds's data directory for
+            the tfds loader, else the directory of the NumPy cache (default
+            `$KERAS_MINENT_DATA` or `~/keras_minent_datasets`).
+        loader: `"numpy"` (no TensorFlow needed) or `"tfds"`; default
+            `default_loader()`: tfds on the TensorFlow backend where it is
+            installed. Both give identical arrays.
+    """
+    images, labels, _ = load_arrays_with_info(split, data_dir, idx_dir, download, loader)
+    return images, labels
+
+
+def provenance(
+    data_dir: str | os.PathLike | None = None,
+    idx_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    loader: str | None = None,
+) -> dict:
+    """Where the prepared dataset came from, and its fingerprint (prepares it if needed).
+
+    See `keras_minent.datasets.records` for the fields.
+    """
+    loader = _check_loader(loader)
+    if loader == "numpy":
+        return arrays_lib.prepared(data_dir, idx_dir, download)[1]
+    return _tfds_record(data_dir, idx_dir, download)
+
+
+def _check_pipeline(pipeline):
+    pipeline = pipeline or default_pipeline()
+    if pipeline not in ("numpy", "tf.data"):
+        raise ValueError(f"Unknown pipeline {pipeline!r}; expected 'numpy' or 'tf.data'.")
+    return pipeline
 
 
 def training_dataset(
@@ -200,14 +343,15 @@ def training_dataset(
     initial_epoch: int = 0,
     drop_remainder: bool = False,
     shard: tuple[int, int] | None = None,
+    pipeline: str | None = None,
 ):
     """Shuffled training batches whose order depends only on `(seed, epoch)`.
 
-    Epoch `e` is a stateless permutation seeded by `(seed, e)`, so a run
-    resumed at `initial_epoch` sees exactly the batches an uninterrupted run
-    would. Batches are gathered from in-memory tensors (no per-example work)
-    and prefetched. Pass `steps_per_epoch=steps_per_epoch(len(images),
-    batch_size)` to `fit`.
+    Epoch `e` is `order.epoch_order(len(images), seed, e)` (a documented
+    permutation, the same with NumPy and tf.data), cut into batches, so a
+    run resumed at `initial_epoch` sees exactly the batches an uninterrupted
+    run would, on every backend. Pass `steps_per_epoch=steps_per_epoch(
+    len(images), batch_size, drop_remainder)` to `fit`.
 
     Args:
         images: uint8 images `(N, 28, 28, 1)`.
@@ -222,30 +366,37 @@ def training_dataset(
         shard: `(index, count)`: yield only part `index` of `count` equal
             contiguous parts of every batch (one process's part of the global
             batch). Needs `drop_remainder=True` and `batch_size % count == 0`.
+        pipeline: `"tf.data"`: a prefetched `tf.data.Dataset` covering the
+            epochs `initial_epoch..epochs-1`; `"numpy"`: a
+            `loaders.TrainingBatches` (`keras.utils.PyDataset`, no TensorFlow),
+            one epoch per pass, starting at `initial_epoch` and moving on at
+            each `on_epoch_end` (see `loaders` for how `fit` drives it).
+            Default: `default_pipeline()` (tf.data on the TensorFlow backend).
 
     Returns:
-        A `tf.data.Dataset` of `(images, labels)` batches covering the epochs.
+        A `tf.data.Dataset` or a `keras.utils.PyDataset` of `(images, labels)`.
 
     Raises:
         ValueError: If `shard` does not divide the batches evenly.
     """
-    tf = import_tensorflow()
-    index, count = shard or (0, 1)
-    if count > 1 and (not drop_remainder or batch_size % count or not 0 <= index < count):
-        raise ValueError(
-            f"shard={shard}: a batch of {batch_size} must split into {count} equal parts "
-            "(and drop_remainder=True); choose a batch size divisible by the number of "
-            "processes."
+    pipeline = _check_pipeline(pipeline)
+    index, count = loaders.check_shard(batch_size, drop_remainder, shard)
+    if pipeline == "numpy":
+        return loaders.TrainingBatches(
+            images, labels, batch_size, seed, epochs, initial_epoch, drop_remainder, shard
         )
+    tf = import_tensorflow()
     part = batch_size // count
     n = len(images)
     x = tf.constant(images)
     y = tf.constant(labels)
 
+    def permutation(epoch):
+        return order.epoch_order(n, seed, int(epoch))
+
     def one_epoch(epoch):
-        perm = tf.random.experimental.stateless_shuffle(
-            tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
-        )
+        perm = tf.numpy_function(permutation, [epoch], tf.int64, stateful=False)
+        perm.set_shape([n])
         batches = tf.data.Dataset.from_tensor_slices(perm).batch(
             batch_size, drop_remainder=drop_remainder
         )
@@ -264,8 +415,17 @@ def steps_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool = F
     return -(-num_examples // batch_size)
 
 
-def evaluation_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int):
-    """Batched, prefetched `(images, labels)` in order, for `evaluate`/`predict`."""
+def evaluation_dataset(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, pipeline: str | None = None
+):
+    """Batched `(images, labels)` in order, for `evaluate`/`predict`.
+
+    A prefetched `tf.data.Dataset` for `pipeline="tf.data"`, a
+    `loaders.EvaluationBatches` (`keras.utils.PyDataset`) for `"numpy"`;
+    default `default_pipeline()`.
+    """
+    if _check_pipeline(pipeline) == "numpy":
+        return loaders.EvaluationBatches(images, labels, batch_size)
     tf = import_tensorflow()
     ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
     return ds.prefetch(tf.data.AUTOTUNE)

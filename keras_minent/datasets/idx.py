@@ -250,6 +250,7 @@ def write_official_files(
     directory: str | os.PathLike,
     data: dict[str, tuple[np.ndarray, np.ndarray]],
     zip_path: str | os.PathLike | None = None,
+    synthetic: bool = False,
 ) -> None:
     """Writes upright images and 0-based labels in the official format.
 
@@ -261,8 +262,17 @@ def write_official_files(
         directory: Where to write the four files.
         data: `{split: (images (N, 28, 28[, 1]) uint8, labels 0..25)}`.
         zip_path: Optional path of a zip to write as well.
+        synthetic: Also leave a marker file (`keras_minent_synthetic.json`)
+            so that data prepared from the directory is recorded as
+            `"synthetic"` (else it is `"idx_dir_unverified"`).
     """
     os.makedirs(directory, exist_ok=True)
+    marker = os.path.join(directory, "keras_minent_synthetic.json")
+    if synthetic:
+        with open(marker, "w") as f:
+            f.write('{"synthetic": true}\n')
+    elif os.path.isfile(marker):
+        os.unlink(marker)
     zf = zipfile.ZipFile(zip_path, "w") if zip_path else None
     try:
         for split, (images, labels) in data.items():

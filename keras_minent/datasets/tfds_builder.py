@@ -8,22 +8,13 @@ images with 26 classes. Imported only when used (it needs tfds).
 from __future__ import annotations
 
 import os
-import socket
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from keras_minent.datasets import idx
-
-_HOST = "biometrics.nist.gov"
-
-
-def _network_reachable(host: str = _HOST, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+from keras_minent.datasets import arrays as arrays_lib
+from keras_minent.datasets import idx, records
+from keras_minent.datasets.download import network_reachable as _network_reachable
 
 
 class EmnistLettersOfficial(tfds.core.GeneratorBasedBuilder):
@@ -66,30 +57,30 @@ class EmnistLettersOfficial(tfds.core.GeneratorBasedBuilder):
   journal={arXiv preprint arXiv:1702.05373}, year={2017}}""",
         )
 
+    #: The provenance record of the last preparation (written beside the data).
+    provenance_record: dict | None = None
+
     def _load_arrays(self, dl_manager) -> dict:
         manual = getattr(dl_manager, "_manual_dir", None)
         if manual is not None and os.path.isdir(manual):
-            manual = os.fspath(manual)
-            zip_path = os.path.join(manual, idx.ZIP_NAME)
-            if os.path.isfile(zip_path):
-                idx.check_zip(zip_path, self.expected_zip_sha256)
-                return idx.read_zip(zip_path)
-            if not idx.missing_files(manual):
-                return idx.read_directory(manual)
-            gz_dir = os.path.join(manual, "gzip")
-            if os.path.isdir(gz_dir) and not idx.missing_files(gz_dir):
-                return idx.read_directory(gz_dir)
+            source = arrays_lib.identify(os.fspath(manual), self.expected_zip_sha256)
+            if source is not None:
+                return self._record(arrays_lib.read_source(source), source)
         if not _network_reachable():
             where = os.fspath(manual) if manual else "<data_dir>/downloads/manual"
-            raise idx.EmnistDataError(
-                "EMNIST-Letters is not available offline and the network is unreachable.\n"
-                f"Put NIST's {idx.ZIP_NAME} ({idx.URL}, {idx.ZIP_SIZE} bytes) in {where}, "
-                "or pass `idx_dir=` (CLI: --idx-dir) a directory holding "
-                + ", ".join(idx.REQUIRED_FILES)
-                + " (NIST's gzip/ folder or torchvision's EMNIST/raw)."
-            )
+            raise idx.EmnistDataError(arrays_lib.missing_data_message("", where, True))
         # tfds verifies the download against checksums.tsv beside this module.
-        return idx.read_zip(dl_manager.download(idx.URL))
+        path = os.fspath(dl_manager.download(idx.URL))
+        source = {
+            "source": "nist_archive_verified",
+            "location": idx.URL,
+            "files_sha256": {idx.ZIP_NAME: idx.ZIP_SHA256},
+        }
+        return self._record(idx.read_zip(path), source)
+
+    def _record(self, arrays: dict, source: dict) -> dict:
+        self.provenance_record = records.make_record(arrays, source)
+        return arrays
 
     def _split_generators(self, dl_manager):
         arrays = self._load_arrays(dl_manager)
