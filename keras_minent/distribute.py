@@ -19,11 +19,16 @@ The losses need nothing special: they are ordinary Keras losses, which Keras
 scales for the number of replicas, and the metrics sum their states across
 replicas (`aggregation="sum"`).
 
+`TrainingCluster.create(mode)` returns the part for the backend: a
+`TrainingCluster` (one process, one device: mode `"none"`), a
+`TensorFlowCluster` (a `tf.distribute` strategy) or a `JaxCluster` (a
+`keras.distribution.DataParallel`), all answering the same questions.
+
 Keras 3.15's TensorFlow trainer fails under `MultiWorkerMirroredStrategy`
 (keras-team/keras#20585), and under `MirroredStrategy` when the first batch
-does not split evenly across replicas; on TensorFlow, `Distribution`
-therefore installs `_fix_keras_tf_trainer`, two narrow corrections of that
-trainer, checked against the Keras version.
+does not split evenly across replicas; `TensorFlowCluster` therefore installs
+`keras_minent._keras_tf_trainer_fix`, two narrow corrections of that trainer,
+checked against the Keras version.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ import json
 import os
 
 import keras
+
+from keras_minent import _keras_tf_trainer_fix
 
 MODES = ("none", "gpus", "multiworker")
 
@@ -125,85 +132,8 @@ def _multiworker_strategy():
         timeout_seconds=_collective_timeout() or None
     )
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    _fix_keras_tf_trainer()
+    _keras_tf_trainer_fix.install()
     return strategy
-
-
-def _fix_keras_tf_trainer() -> None:
-    """Corrects Keras 3.15's TensorFlow trainer for tf.distribute strategies.
-
-    keras-team/keras#20585: `fit` under `MultiWorkerMirroredStrategy` fails twice.
-
-    1. `_maybe_symbolic_build` all-reduces the first batch (images, labels)
-       over the replicas only to read its shapes and dtypes; the all-reduce
-       fails on integer data across workers, and under `MirroredStrategy`
-       when the batch does not split evenly (e.g. 7 examples on 2 replicas).
-       The corrected version takes the first local replica's batch, which
-       has the same dtypes and per-replica shapes.
-    2. `reduce_per_replica` reduces the metric results with
-       `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars. The
-       metric states are already summed across all replicas (mirrored
-       variables with `aggregation="sum"`), so every replica holds the same
-       scalar; the corrected version reduces scalars with `axis=None`.
-
-    Raises:
-        RuntimeError: If the installed Keras no longer has the functions
-            corrected here (then check whether keras-team/keras#20585 is fixed
-            and remove this function).
-    """
-    import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    if getattr(tf_trainer, "_keras_minent_fixed", False):
-        return
-    needed = ("reduce_per_replica", "_collective_all_reduce_multi_worker", "TensorFlowTrainer")
-    if not all(hasattr(tf_trainer, n) for n in needed) or not hasattr(
-        tf_trainer.TensorFlowTrainer, "_maybe_symbolic_build"
-    ):
-        raise RuntimeError(
-            f"Keras {keras.__version__} changed its TensorFlow trainer; keras_minent's "
-            "multi-worker correction (keras-team/keras#20585) does not apply. Check whether "
-            "the issue is fixed upstream, or use Keras 3.15."
-        )
-    original_reduce = tf_trainer.reduce_per_replica
-
-    def first_local(batch, strategy):
-        return tf.nest.map_structure(
-            lambda v: (
-                strategy.experimental_local_results(v)[0]
-                if isinstance(v, tf.distribute.DistributedValues)
-                else v
-            ),
-            batch,
-        )
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if self._distribute_strategy is None:
-            return
-        if iterator is not None:
-            for _, _, it in iterator:
-                data_batch = first_local(next(it), self.distribute_strategy)
-                break
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    def reduce_per_replica(values, strategy, reduction):
-        multi_worker = tf_trainer._collective_all_reduce_multi_worker(strategy)
-        if not (multi_worker and reduction in ("auto", "mean")):
-            return original_reduce(values, strategy, reduction)
-
-        def reduce(v):
-            if getattr(v, "shape", None) is not None and v.shape.rank == 0:
-                if not isinstance(v, tf.distribute.DistributedValues):
-                    v = tf.identity(v)  # e.g. a metric returning its variable
-                return strategy.reduce("MEAN", v, axis=None)
-            return original_reduce(v, strategy, reduction)
-
-        return tf.nest.map_structure(reduce, values)
-
-    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
-    tf_trainer.reduce_per_replica = reduce_per_replica
-    tf_trainer._keras_minent_fixed = True
 
 
 def _jax_initialize() -> None:
@@ -227,97 +157,78 @@ def _jax_initialize() -> None:
     keras.distribution.initialize()
 
 
-class Distribution:
-    """A configured distribution: `scope()` for building and compiling the model.
+class TrainingCluster:
+    """Where a model trains: processes, replicas and the scope to build it in.
 
-    Args:
-        mode: One of `MODES`.
-        tf_devices: TensorFlow only: devices for `"gpus"` (default: all GPUs,
-            else the CPU); e.g. two logical CPUs in tests.
+    This base class is one process on one device (mode `"none"`, any backend);
+    `TensorFlowCluster` and `JaxCluster` answer the same questions for the
+    distributed modes. Make one with `TrainingCluster.create(mode)`.
 
     In `"multiworker"` mode every process runs the same program. On JAX each
     process feeds its own part of every global batch (see `shards_data`;
-    `datasets.training_dataset(..., shard=(dist.process_index,
-    dist.num_processes))`) and must join every `model.save` (see
+    `datasets.training_dataset(..., shard=(cluster.process_index,
+    cluster.num_processes))`) and must join every `model.save` (see
     `collective_saves`); on TensorFlow the strategy splits the batches itself.
-
-    Raises:
-        ValueError: For an unknown mode, an unsupported backend, or a
-            `"multiworker"` cluster that is not described in the environment.
 
     Example:
     ```python
-    dist = keras_minent.distribute.Distribution("gpus")
-    with dist.scope():
-        model = keras_minent.vgg5(synchronized_bn=dist.synchronized_bn)
+    cluster = keras_minent.distribute.TrainingCluster.create("gpus")
+    with cluster.scope():
+        model = keras_minent.vgg5(synchronized_bn=cluster.synchronized_bn)
         model.compile(...)
     model.fit(...)
     ```
     """
 
-    def __init__(self, mode: str = "none", tf_devices: list[str] | None = None):
-        _check(mode)
-        self.mode = mode
-        self.strategy = None
-        backend = keras.backend.backend()
-        if mode == "none":
-            return
-        if backend == "tensorflow":
-            import tensorflow as tf
+    #: One of `MODES`.
+    mode = "none"
+    #: The `tf.distribute` strategy on TensorFlow, else None (e.g. for keras-tuner).
+    strategy = None
 
-            if mode == "multiworker":
-                self.strategy = _multiworker_strategy()
-            else:
-                self.strategy = tf.distribute.MirroredStrategy(devices=tf_devices)
-                _fix_keras_tf_trainer()
-        else:
-            if mode == "multiworker":
-                _jax_initialize()
-            keras.distribution.set_distribution(
-                keras.distribution.DataParallel(auto_shard_dataset=False)
-            )
+    @staticmethod
+    def create(mode: str = "none", tf_devices: list[str] | None = None) -> TrainingCluster:
+        """The cluster of `mode` on the current backend, set up.
+
+        Args:
+            mode: One of `MODES`.
+            tf_devices: TensorFlow only: devices for `"gpus"` (default: all
+                GPUs, else the CPU); e.g. two logical CPUs in tests.
+
+        Raises:
+            ValueError: For an unknown mode, an unsupported backend, or a
+                `"multiworker"` cluster that is not described in the environment.
+        """
+        _check(mode)
+        if mode == "none":
+            return TrainingCluster()
+        if keras.backend.backend() == "tensorflow":
+            return TensorFlowCluster(mode, tf_devices)
+        return JaxCluster(mode)
 
     @property
     def num_replicas(self) -> int:
         """Number of model replicas over all processes."""
-        if self.strategy is not None:
-            return int(self.strategy.num_replicas_in_sync)
-        dist = keras.distribution.distribution() if self.mode != "none" else None
-        if dist is not None:
-            return int(dist.device_mesh.devices.size)
         return 1
 
     @property
     def num_processes(self) -> int:
         """Number of processes (workers) of the job."""
-        if self.mode != "multiworker":
-            return 1
-        if self.strategy is not None:
-            cluster = self.strategy.cluster_resolver.cluster_spec().as_dict()
-            return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
-        import jax
-
-        return jax.process_count()
+        return 1
 
     @property
     def process_index(self) -> int:
         """This process's position among `num_processes` (0: the chief)."""
-        if self.mode != "multiworker":
-            return 0
-        if self.strategy is not None:
-            resolver = self.strategy.cluster_resolver
-            if resolver.task_type == "chief":
-                return 0
-            has_chief = "chief" in resolver.cluster_spec().as_dict()
-            return int(resolver.task_id) + int(has_chief)
-        import jax
+        return 0
 
-        return jax.process_index()
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes checkpoints and results."""
+        return True
 
     @property
     def synchronized_bn(self) -> bool:
         """Whether BatchNorm must synchronize statistics (TensorFlow replicas)."""
-        return self.strategy is not None
+        return False
 
     @property
     def shards_data(self) -> bool:
@@ -327,7 +238,7 @@ class Distribution:
         process-local data (`auto_shard_dataset=False`), so that evaluation
         can feed every process the whole validation set instead.
         """
-        return self.mode == "multiworker" and self.strategy is None
+        return False
 
     @property
     def collective_saves(self) -> bool:
@@ -336,42 +247,13 @@ class Distribution:
 
     def scope(self):
         """Context in which to build, compile and load models."""
-        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
-
-    @property
-    def is_chief(self) -> bool:
-        """Whether this process writes checkpoints and results."""
-        if self.strategy is not None:
-            return bool(self.strategy.extended.should_checkpoint)
-        if self.mode == "multiworker":
-            import jax
-
-            return jax.process_index() == 0
-        return True
+        return contextlib.nullcontext()
 
     def all_values(self, value: int) -> list[int]:
         """`value` of every process, in process order (a collective: all must call it)."""
         if self.mode != "multiworker":
             return [int(value)]
-        if self.strategy is not None:
-            import tensorflow as tf
-
-            n, i = self.num_processes, self.process_index
-            local_replicas = len(self.strategy.extended.worker_devices)
-
-            def local(ctx):
-                # One entry per process: only its first local replica contributes.
-                first = ctx.replica_id_in_sync_group % local_replicas == 0
-                return tf.one_hot(i, n, dtype=tf.int64) * (int(value) if first else 0)
-
-            per_replica = self.strategy.experimental_distribute_values_from_function(local)
-            total = self.strategy.reduce("SUM", per_replica, axis=None)
-            return [int(v) for v in total.numpy()]
-        import numpy as np
-        from jax.experimental import multihost_utils
-
-        gathered = multihost_utils.process_allgather(np.array([int(value)], dtype=np.int64))
-        return [int(v) for v in np.asarray(gathered).reshape(-1)]
+        return self._gather(int(value))
 
     def barrier(self) -> None:
         """Waits until every process has reached this point."""
@@ -391,7 +273,7 @@ class Distribution:
         try:
             yield
         except Exception as e:
-            if not _is_peer_error(e):
+            if not self._is_peer_error(e):
                 raise
             raise PeerLostError(
                 f"A worker of this {self.num_processes}-process job was lost "
@@ -402,8 +284,140 @@ class Distribution:
 
     def local_only(self) -> None:
         """After training: later models run on this process's devices alone."""
-        if self.strategy is None and self.mode != "none":
-            keras.distribution.set_distribution(None)
+
+    def _gather(self, value: int) -> list[int]:
+        """`all_values` across several processes."""
+        raise NotImplementedError
+
+    def _is_peer_error(self, e: BaseException) -> bool:
+        """Whether `e` says that another process was lost."""
+        return False
+
+
+class TensorFlowCluster(TrainingCluster):
+    """`"gpus"`: `MirroredStrategy`; `"multiworker"`: `MultiWorkerMirroredStrategy`."""
+
+    def __init__(self, mode: str, tf_devices: list[str] | None = None):
+        import tensorflow as tf
+
+        self.mode = mode
+        if mode == "multiworker":
+            self.strategy = _multiworker_strategy()
+        else:
+            self.strategy = tf.distribute.MirroredStrategy(devices=tf_devices)
+            _keras_tf_trainer_fix.install()
+
+    @property
+    def num_replicas(self) -> int:
+        return int(self.strategy.num_replicas_in_sync)
+
+    @property
+    def num_processes(self) -> int:
+        if self.mode != "multiworker":
+            return 1
+        cluster = self.strategy.cluster_resolver.cluster_spec().as_dict()
+        return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+
+    @property
+    def process_index(self) -> int:
+        if self.mode != "multiworker":
+            return 0
+        resolver = self.strategy.cluster_resolver
+        if resolver.task_type == "chief":
+            return 0
+        has_chief = "chief" in resolver.cluster_spec().as_dict()
+        return int(resolver.task_id) + int(has_chief)
+
+    @property
+    def is_chief(self) -> bool:
+        return bool(self.strategy.extended.should_checkpoint)
+
+    @property
+    def synchronized_bn(self) -> bool:
+        return True
+
+    def scope(self):
+        return self.strategy.scope()
+
+    def _gather(self, value: int) -> list[int]:
+        import tensorflow as tf
+
+        n, i = self.num_processes, self.process_index
+        local_replicas = len(self.strategy.extended.worker_devices)
+
+        def local(ctx):
+            # One entry per process: only its first local replica contributes.
+            first = ctx.replica_id_in_sync_group % local_replicas == 0
+            return tf.one_hot(i, n, dtype=tf.int64) * (value if first else 0)
+
+        per_replica = self.strategy.experimental_distribute_values_from_function(local)
+        total = self.strategy.reduce("SUM", per_replica, axis=None)
+        return [int(v) for v in total.numpy()]
+
+    def _is_peer_error(self, e: BaseException) -> bool:
+        import tensorflow as tf
+
+        return isinstance(
+            e,
+            (
+                tf.errors.UnavailableError,
+                tf.errors.DeadlineExceededError,
+                tf.errors.CancelledError,
+                tf.errors.AbortedError,
+            ),
+        )
+
+
+class JaxCluster(TrainingCluster):
+    """`keras.distribution.DataParallel` over the devices of one (`"gpus"`) or all
+    (`"multiworker"`, `jax.distributed`) processes."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        if mode == "multiworker":
+            _jax_initialize()
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(auto_shard_dataset=False)
+        )
+
+    @property
+    def num_replicas(self) -> int:
+        dist = keras.distribution.distribution()  # None after `local_only()`
+        return int(dist.device_mesh.devices.size) if dist is not None else 1
+
+    @property
+    def num_processes(self) -> int:
+        import jax
+
+        return jax.process_count() if self.mode == "multiworker" else 1
+
+    @property
+    def process_index(self) -> int:
+        import jax
+
+        return jax.process_index() if self.mode == "multiworker" else 0
+
+    @property
+    def is_chief(self) -> bool:
+        return self.process_index == 0
+
+    @property
+    def shards_data(self) -> bool:
+        return self.mode == "multiworker"
+
+    def local_only(self) -> None:
+        keras.distribution.set_distribution(None)
+
+    def _gather(self, value: int) -> list[int]:
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        gathered = multihost_utils.process_allgather(np.array([value], dtype=np.int64))
+        return [int(v) for v in np.asarray(gathered).reshape(-1)]
+
+    def _is_peer_error(self, e: BaseException) -> bool:
+        text = f"{type(e).__name__} {e}".lower()
+        return any(word in text for word in _PEER_WORDS)
 
 
 _PEER_WORDS = ("unavailable", "reset", "deadline", "timed out", "heartbeat", "connection", "gloo")
@@ -418,18 +432,5 @@ def _reason(e: BaseException) -> str:
     return lines[0][:300] if lines else ""
 
 
-def _is_peer_error(e: BaseException) -> bool:
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return isinstance(
-            e,
-            (
-                tf.errors.UnavailableError,
-                tf.errors.DeadlineExceededError,
-                tf.errors.CancelledError,
-                tf.errors.AbortedError,
-            ),
-        )
-    text = f"{type(e).__name__} {e}".lower()
-    return any(word in text for word in _PEER_WORDS)
+# TODO(integrator): remove after call sites are renamed
+Distribution = TrainingCluster.create

@@ -159,3 +159,22 @@ def rel_err(a, b) -> float:
     """Largest relative error of `a` against `b` (absolute below |b| = 1e-2)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-2)))
+
+
+def run_script(path: str | os.PathLike, *args: str, timeout: float = 300) -> str:
+    """Runs the Python file `path` as `python path args...` would, in a fresh process.
+
+    The file's own directory comes first on `sys.path` (so it imports the modules
+    beside it); same backend; returns its stdout.
+
+    Raises:
+        AssertionError: If the process exits with a non-zero status.
+    """
+    path = os.path.abspath(path)
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = {[path, *args]!r}\n"
+        f"sys.path.insert(0, {os.path.dirname(path)!r})\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    return run_python(code, timeout=timeout)

@@ -28,6 +28,7 @@ pytestmark = [
 ]
 
 TIMEOUT = 600  # seconds, per process
+WORKERS = pathlib.Path(__file__).parent / "workers"
 
 
 def _free_ports(n: int) -> list[int]:
@@ -109,64 +110,6 @@ class Cluster:
 
 
 # --------------------------------------------------------------- per-step losses
-
-STEP_SCRIPT = r"""
-import json, sys
-import numpy as np
-import keras
-from keras_minent import distribute
-dist = distribute.Distribution("multiworker")  # before any other backend work
-import keras_minent
-
-class Seen(keras.metrics.Metric):
-    # Examples seen, summed over all replicas: tells a split batch from a copied one.
-    def __init__(self, name="seen", **kw):
-        super().__init__(name=name, **kw)
-        self.n = self.add_variable((), initializer="zeros", name="n")
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        self.n.assign_add(keras.ops.cast(keras.ops.shape(y_true)[0], self.n.dtype))
-    def result(self):
-        return keras.ops.convert_to_tensor(self.n)
-
-sys.path.insert(0, TESTS_DIR)
-from test_distribute import StepLosses as Steps, _data
-
-x, y, w = _data(16)
-keras.utils.set_random_seed(0)
-weights = keras_minent.vgg5(dropout=0.0).get_weights()
-BATCH = 8
-
-def run(scope, synchronized_bn, data):
-    with scope:
-        model = keras_minent.vgg5(dropout=0.0, synchronized_bn=synchronized_bn)
-        model.set_weights(weights)
-        model.compile(keras.optimizers.SGD(0.01), keras_minent.MixEntLoss(0.3, from_logits=True),
-                      metrics=[Seen()])
-    cb = Steps()
-    h = model.fit(*data, epochs=1, verbose=0, callbacks=[cb], shuffle=False)
-    return cb.seen, h.history["seen"][-1]
-
-import contextlib
-import tensorflow as tf
-ds = lambda: (tf.data.Dataset.from_tensor_slices((x, y, w)).batch(BATCH),)
-if keras.backend.backend() == "tensorflow":
-    single = run(contextlib.nullcontext(), False, ds())
-    multi = run(dist.scope(), True, ds())
-else:
-    keras.distribution.set_distribution(None)
-    single = run(contextlib.nullcontext(), False, ds())
-    dist = distribute.Distribution("multiworker")
-    # This process's part of every global batch (what training_dataset(shard=...) yields).
-    n, i = dist.num_processes, dist.process_index
-    part = BATCH // n
-    idx = np.concatenate([np.arange(b + i * part, b + (i + 1) * part) for b in range(0, 16, BATCH)])
-    local = tf.data.Dataset.from_tensor_slices((x[idx], y[idx], w[idx])).batch(part)
-    multi = run(contextlib.nullcontext(), False, (local,))
-print("RESULT", json.dumps({"index": dist.process_index, "replicas": dist.num_replicas,
-                            "single": single, "multi": multi}))
-"""
-
-
 def _result(text: str) -> dict:
     line = [ln for ln in text.splitlines() if ln.startswith("RESULT ")]
     assert line, text[-3000:]
@@ -180,8 +123,7 @@ def test_two_workers_step_losses_match_single_device(tmp_path):
     the same batches, and the examples counted over all replicas are the 16 of
     the epoch (a copied batch would count 32).
     """
-    tests_dir = str(pathlib.Path(__file__).parent)
-    cluster = Cluster(["-c", STEP_SCRIPT.replace("TESTS_DIR", repr(tests_dir))], tmp_path)
+    cluster = Cluster([str(WORKERS / "multiworker_steps.py")], tmp_path)
     cluster.start()
     assert cluster.wait() == [0, 0], cluster.logs()
     results = [_result(cluster.log(i)) for i in range(2)]
