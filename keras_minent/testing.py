@@ -178,3 +178,19 @@ def run_script(path: str | os.PathLike, *args: str, timeout: float = 300) -> str
         "runpy.run_path(sys.argv[0], run_name='__main__')\n"
     )
     return run_python(code, timeout=timeout)
+
+
+def assert_steps_match(multi, single) -> None:
+    """Two distributed per-step losses equal one device's (tests/workers/steps.py).
+
+    Step 1 (equal weights) to 1e-5. Step 2 follows one all-reduced update: its
+    float32 sums run in another order (oneDNN/AMX kernels on some CPUs give
+    1.5e-4 there), so 1e-3; a wrong update (gradients summed instead of
+    averaged, a replica's half missing) moves it by far more, which the last
+    check makes sure of.
+    """
+    multi, single = np.asarray(multi), np.asarray(single)
+    assert multi.shape == single.shape == (2,), (multi, single)
+    np.testing.assert_allclose(multi[0], single[0], rtol=1e-5)
+    np.testing.assert_allclose(multi[1], single[1], rtol=1e-3)
+    assert abs(single[1] - single[0]) > 10 * 1e-3 * abs(single[1]), single

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from keras_minent.distribute import EXIT_PEER_LOST
-from keras_minent.testing import BACKEND, requires_tf
+from keras_minent.testing import BACKEND, assert_steps_match, requires_tf
 
 pytestmark = [
     requires_tf,
@@ -133,7 +133,7 @@ def test_two_workers_step_losses_match_single_device(tmp_path):
         (single, single_seen), (multi, multi_seen) = r["single"], r["multi"]
         assert len(single) == 2 and single_seen == 16
         assert multi_seen == 16, "each worker must see its half of every batch"
-        np.testing.assert_allclose(multi, single, rtol=1e-5)
+        assert_steps_match(multi, single)
 
 
 # --------------------------------------------------------------- the training command
