@@ -1,4 +1,5 @@
-"""Datasets: EMNIST-Letters with the official split (tfds builder, IDX reader).
+"""Datasets: EMNIST-Letters with the official split (tfds builder, IDX reader),
+and the selection of a run's arrays (`load_data`).
 
 TensorFlow and tensorflow-datasets are imported only when a dataset is built.
 """
@@ -21,6 +22,7 @@ from keras_minent.datasets.idx import (
     synthetic_letters,
     write_official_files,
 )
+from keras_minent.datasets.selection import load_data, write_synthetic
 
 __all__ = [
     "SPLITS",
@@ -30,6 +32,7 @@ __all__ = [
     "emnist_letters",
     "evaluation_dataset",
     "load_arrays",
+    "load_data",
     "read_directory",
     "read_zip",
     "steps_per_epoch",
@@ -37,4 +40,5 @@ __all__ = [
     "training_dataset",
     "validation_indices",
     "write_official_files",
+    "write_synthetic",
 ]
