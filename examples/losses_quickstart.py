@@ -19,6 +19,7 @@ model.compile(
     optimizer="adam",
     loss=keras_minent.MinEntLoss(entropy_weight=0.1, from_logits=True),
     # or keras_minent.MinEntLoss.from_paper(from_logits=True)
+    # or keras_minent.losses.get("min_ent", 0.1, from_logits=True)
     # or keras_minent.MixEntLoss(swapped_weight=0.1, from_logits=True)
     metrics=["accuracy"],
 )

@@ -1,238 +1,171 @@
-"""Command line: `python -m keras_minent train|reproduce` (also `keras-minent ...`)."""
+"""Command line: `python -m keras_minent train|reproduce|tune` (also `keras-minent ...`).
+
+The options are generated from the fields of `TrainConfig` (and
+`TuneConfig`): their defaults, choices and help texts are declared once, in
+the configuration's field metadata (`keras_minent.training.config.option`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
+from typing import Any
 
 PAPER_RECIPE = "Adam 0.005, batch 100, 200 epochs, augmentation, dropout 0.5, paper LR rule"
+TRAIN_GROUPS = {
+    "loss": "loss",
+    "recipe": "recipe (defaults: the paper's: " + PAPER_RECIPE + ")",
+    "run": "run",
+    "data": "data",
+}
+TUNE_GROUPS = {"search": "search", "run": "run", "data": "data"}
 
 
-def _bool(text: str) -> bool | str:
-    low = text.lower()
-    if low == "auto":
-        return "auto"
-    if low in ("1", "true", "on", "yes"):
-        return True
-    if low in ("0", "false", "off", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected auto/on/off, got {text!r}")
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    if isinstance(value, float) and value == math.e:
+        return "e"
+    return str(value)
 
 
-def _train_arguments(p: argparse.ArgumentParser, default_out: str) -> None:
-    loss = p.add_argument_group("loss")
-    loss.add_argument("--loss", choices=("ce", "min_ent", "mix_ent"), default="min_ent")
-    loss.add_argument(
-        "--paper-settings",
-        action="store_true",
-        help="use the paper's published weights and log bases for min_ent / mix_ent",
-    )
-    loss.add_argument(
-        "--reg-weight",
-        type=float,
-        default=None,
-        help="weight of the entropy (min_ent) or swapped (mix_ent) term",
-    )
-    loss.add_argument("--ce-weight", type=float, default=1.0)
-    loss.add_argument("--ce-log-base", type=float, default=math.e)
-    loss.add_argument("--reg-log-base", type=float, default=math.e)
-    loss.add_argument("--epsilon", type=float, default=1e-6, help="mix_ent's epsilon")
-    loss.add_argument("--label-smoothing", type=float, default=0.0)
+def _typed(parse):
+    """`parse` with argparse's message on a ValueError."""
 
-    rec = p.add_argument_group("recipe (defaults: the paper's: " + PAPER_RECIPE + ")")
-    rec.add_argument("--model", choices=("vgg5", "spinal_vgg5"), default="vgg5")
-    rec.add_argument("--epochs", type=int, default=200)
-    rec.add_argument("--batch-size", type=int, default=100)
-    rec.add_argument("--learning-rate", type=float, default=0.005)
-    rec.add_argument("--lr-rule", choices=("paper", "constant"), default="paper")
-    rec.add_argument("--dropout", type=float, default=0.5)
-    rec.add_argument("--no-augment", dest="augment", action="store_false")
-    rec.add_argument("--seed", type=int, default=0)
-    rec.add_argument(
+    def typed(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    typed.__name__ = parse.__name__
+    return typed
+
+
+def add_options(
+    parser: argparse.ArgumentParser, cls: type, groups: dict[str, str], **defaults: Any
+) -> dict[str, Any]:
+    """Adds one option per field of the dataclass `cls` (see `options_to_config`).
+
+    A field's metadata gives its help text, `choices`, `group`, `flag` (the
+    option's name when it is not `--field-name`) and `type`. A boolean field
+    that defaults to False is a switch (`--synthetic`); one that defaults to
+    True is turned off by `--no-field-name`. A tuple takes one or more values.
+
+    Args:
+        parser: The (sub)command's parser.
+        cls: A dataclass whose fields all have a default.
+        groups: Option group titles by the `group` names of the metadata.
+        **defaults: Defaults that differ from the field's, by field name.
+
+    Returns:
+        The option groups by name.
+    """
+    sections = {name: parser.add_argument_group(title) for name, title in groups.items()}
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        default = defaults.get(field.name, field.default)
+        group = sections[meta["group"]]
+        name = field.name.replace("_", "-")
+        text = meta["help"]
+        if isinstance(default, bool):
+            flag = meta.get("flag") or (f"--no-{name}" if default else f"--{name}")
+            action = "store_false" if default else "store_true"
+            shown = f"turn off: {text} (default: on)" if default else f"{text} (default: off)"
+            group.add_argument(flag, dest=field.name, action=action, help=shown.replace("%", "%%"))
+            continue
+        kwargs: dict[str, Any] = {
+            "dest": field.name,
+            "default": default,
+            "help": f"{text} (default: {_shown(default)})".replace("%", "%%"),
+            "choices": meta.get("choices"),
+        }
+        if isinstance(default, tuple):
+            kwargs["nargs"] = "+"
+            kwargs["type"] = str
+        else:
+            kwargs["type"] = _typed(meta.get("type") or type(default))
+        flag = meta.get("flag") or f"--{name}"
+        if not kwargs["choices"]:
+            kwargs["metavar"] = flag[2:].upper().replace("-", "_")
+        group.add_argument(flag, **kwargs)
+    return sections
+
+
+def options_to_config(cls: type, args: argparse.Namespace) -> Any:
+    """The `cls` instance of the parsed options made by `add_options`."""
+    values = {}
+    for field in dataclasses.fields(cls):
+        value = getattr(args, field.name)
+        values[field.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)
+
+
+def _seeds_option(group) -> None:
+    group.add_argument(
         "--seeds",
         type=int,
         default=1,
-        help="run this many seeds (seed, seed+1, ...) and report mean/std/95%% CI",
-    )
-    rec.add_argument(
-        "--selection",
-        choices=("validation", "test"),
-        default="validation",
-        help="validation: honest (default); test: the paper's protocol (optimistic)",
-    )
-
-    run = p.add_argument_group("run")
-    run.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-    )
-    run.add_argument("--xla", type=_bool, default="auto", help="auto, on or off")
-    run.add_argument(
-        "--distribute",
-        choices=("none", "gpus", "multiworker"),
-        default="none",
-        help="gpus: all local GPUs (MirroredStrategy / DataParallel); multiworker: several "
-        "machines (TF_CONFIG on TensorFlow, KERAS_DISTRIBUTION_* on JAX; see README). "
-        "--batch-size is the global batch",
-    )
-    run.add_argument(
-        "--steps-per-execution",
-        default="auto",
-        help="training steps per compiled call: auto (8 on GPU, 1 on CPU) or N",
-    )
-    run.add_argument("--output-dir", default=default_out)
-    run.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
-
-    _data_arguments(p)
-
-
-def _data_arguments(p: argparse.ArgumentParser) -> None:
-    data = p.add_argument_group("data")
-    data.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
-    data.add_argument(
-        "--idx-dir",
-        default=None,
-        help="directory with NIST's gzip.zip or the four emnist-letters-*.gz files",
-    )
-    data.add_argument("--no-download", dest="download", action="store_false")
-    data.add_argument(
-        "--synthetic",
-        action="store_true",
-        help="generated images in EMNIST's format (smoke test; numbers meaningless)",
-    )
-    data.add_argument("--synthetic-size", type=int, default=2600)
-
-
-def _data_kwargs(args) -> dict:
-    """The data and output options shared by `train`, `reproduce` and `tune`."""
-    return {
-        "output_dir": args.output_dir,
-        "data_dir": args.data_dir,
-        "idx_dir": args.idx_dir,
-        "download": args.download,
-        "synthetic": args.synthetic,
-        "synthetic_size": args.synthetic_size,
-        "verbose": args.verbose if args.verbose == "auto" else int(args.verbose),
-    }
-
-
-def _config(args):
-    from keras_minent.training import TrainConfig
-
-    return TrainConfig(
-        loss=args.loss,
-        paper_loss_settings=args.paper_settings,
-        reg_weight=args.reg_weight,
-        ce_weight=args.ce_weight,
-        ce_log_base=args.ce_log_base,
-        reg_log_base=args.reg_log_base,
-        epsilon=args.epsilon,
-        label_smoothing=args.label_smoothing,
-        model=args.model,
-        dropout=args.dropout,
-        augment=args.augment,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        lr_rule=args.lr_rule,
-        seed=args.seed,
-        selection=args.selection,
-        precision=args.precision,
-        jit_compile=args.xla,
-        distribute=args.distribute,
-        steps_per_execution=(
-            "auto" if args.steps_per_execution == "auto" else int(args.steps_per_execution)
-        ),
-        **_data_kwargs(args),
+        help="run this many seeds (seed, seed+1, ...) and report mean/std/95%% CI (default: 1)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from keras_minent.training import TrainConfig
+
     parser = argparse.ArgumentParser(
         prog="keras-minent",
         description="Train VGG-5 with MIN-ENT / MIX-ENT on EMNIST-Letters (the paper's recipe).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train one configuration (resumes its output dir)")
-    _train_arguments(train, "runs/emnist_letters")
+    _seeds_option(
+        add_options(train, TrainConfig, TRAIN_GROUPS, output_dir="runs/emnist_letters")["recipe"]
+    )
     rep = sub.add_parser("reproduce", help="the paper's table: 4 configurations")
-    _train_arguments(rep, "runs/reproduce")
-    tune = sub.add_parser("tune", help="KerasTuner search of the regularizer weight (resumable)")
-    _tune_arguments(tune)
+    _seeds_option(
+        add_options(rep, TrainConfig, TRAIN_GROUPS, output_dir="runs/reproduce")["recipe"]
+    )
+    help_ = "KerasTuner search of the regularizer weight (resumable)"
+    try:
+        from keras_minent.tuning import TuneConfig
+    except ImportError:  # no keras-tuner: `tune` says so when it runs
+        tune = sub.add_parser("tune", help=help_ + "; needs keras-tuner")
+        tune.add_argument("options", nargs=argparse.REMAINDER)
+    else:
+        add_options(sub.add_parser("tune", help=help_), TuneConfig, TUNE_GROUPS)
     return parser
 
 
-def _tune_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
-    p.add_argument("--trials", type=int, default=10)
-    p.add_argument("--epochs-per-trial", type=int, default=10)
-    p.add_argument(
-        "--losses",
-        nargs="+",
-        default=["ce", "min_ent", "mix_ent"],
-        choices=("ce", "min_ent", "mix_ent"),
-    )
-    p.add_argument("--weight-min", type=float, default=1e-3)
-    p.add_argument("--weight-max", type=float, default=1.0)
-    p.add_argument(
-        "--objective", choices=("val_accuracy", "val_cross_entropy"), default="val_accuracy"
-    )
-    p.add_argument("--model", choices=("vgg5", "spinal_vgg5"), default="vgg5")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--learning-rate", type=float, default=0.005)
-    p.add_argument(
-        "--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16")
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output-dir", default="runs/tune")
-    p.add_argument(
-        "--distribute",
-        choices=("none", "gpus"),
-        default="none",
-        help="gpus: every trial on all local GPUs (--batch-size is the global batch); "
-        "several machines: keras-tuner's chief/worker mode (README)",
-    )
-    p.add_argument("--verbose", default="auto", help="Keras verbosity: auto, 0, 1, 2")
-    _data_arguments(p)
+def _tune(args) -> int:
+    from keras_minent.tuning import SearchFailedError, TuneConfig, search
 
-
-def _tune(args) -> None:
-    from keras_minent.tuning import TuneConfig, search
-
-    search(
-        TuneConfig(
-            tuner=args.tuner,
-            trials=args.trials,
-            epochs=args.epochs_per_trial,
-            losses=tuple(args.losses),
-            weight_min=args.weight_min,
-            weight_max=args.weight_max,
-            objective=args.objective,
-            model=args.model,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            precision=args.precision,
-            seed=args.seed,
-            distribute=args.distribute,
-            **_data_kwargs(args),
-        )
-    )
+    try:
+        search(options_to_config(TuneConfig, args))
+    except SearchFailedError as e:
+        print(f"keras-minent: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command line. Expected errors (a configuration the run refuses,
+    missing or corrupt data, a lost peer, Ctrl-C) are one line on stderr with
+    exit status 2 (75 for a lost peer, 130 for Ctrl-C); others keep their traceback."""
     args = build_parser().parse_args(argv)
     from keras_minent.datasets.idx import EmnistDataError
     from keras_minent.distribute import EXIT_PEER_LOST, PeerLostError
-    from keras_minent.training import reproduce, train, train_seeds
+    from keras_minent.training import ConfigError, TrainConfig, reproduce, train, train_seeds
 
     try:
         if args.command == "tune":
-            _tune(args)
-            return 0
-        config = _config(args)
+            return _tune(args)
+        config = options_to_config(TrainConfig, args)
         if args.command == "reproduce":
             reproduce(config, args.seeds)
         elif args.seeds > 1:
@@ -249,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(EXIT_PEER_LOST)
         return EXIT_PEER_LOST
-    except (EmnistDataError, ValueError, RuntimeError) as e:
+    except (ConfigError, EmnistDataError) as e:
         print(f"keras-minent: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

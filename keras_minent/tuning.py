@@ -33,7 +33,9 @@ import keras_tuner
 
 from keras_minent import losses as losses_lib
 from keras_minent import models
-from keras_minent.training import DataOptions, load_data
+from keras_minent.datasets import load_data
+from keras_minent.training.config import ConfigError, DataOptions, option
+from keras_minent.training.devices import distribution
 
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = {
@@ -61,7 +63,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         name: Name of the hypermodel.
 
     Raises:
-        ValueError: On an unknown loss or an invalid range.
+        ConfigError: On an unknown loss or an invalid range.
 
     Example:
     ```python
@@ -81,13 +83,13 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
     ):
         super().__init__(name=name)
         losses = tuple(losses)
-        if not losses or any(x not in ("ce", "min_ent", "mix_ent") for x in losses):
-            raise ValueError(
+        if not losses or any(x not in losses_lib.LOSS_NAMES for x in losses):
+            raise ConfigError(
                 f"`losses` must be a non-empty subset of ce/min_ent/mix_ent: {losses}"
             )
         low, high = weight_range
         if not 0 < low < high:
-            raise ValueError(
+            raise ConfigError(
                 f"`weight_range` must satisfy 0 < low < high. Received: {weight_range}"
             )
         self.model_builder = model_builder or models.vgg5
@@ -109,13 +111,9 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             with hp.conditional_scope("loss", regularized):
                 weight = hp.Float("reg_weight", *self.weight_range, sampling="log")
         if loss == "ce":
-            return losses_lib.MinEntLoss(0.0, from_logits=True, name="cross_entropy")
-        cls = losses_lib.MinEntLoss if loss == "min_ent" else losses_lib.MixEntLoss
-        reg = "entropy_weight" if loss == "min_ent" else "swapped_weight"
-        if self.paper_bases:
-            settings = {**losses_lib.PAPER_SETTINGS[loss], reg: weight}
-            return cls(**settings, from_logits=True)
-        return cls(**{reg: weight}, from_logits=True)
+            return losses_lib.get("ce", from_logits=True)
+        # paper_bases: the paper's log bases and CE weight, with the searched weight.
+        return losses_lib.get(loss, weight, paper_settings=self.paper_bases, from_logits=True)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         keras.config.set_dtype_policy(self.precision)  # survives clear_session()
@@ -217,12 +215,12 @@ def make_tuner(
     the trial of a worker silent for `$KERAS_MINENT_WORKER_TIMEOUT` seconds
     (default 900) so the search finishes with the remaining workers. With a
     `distribution_strategy` (a `tf.distribute` strategy, e.g.
-    `Distribution("gpus").strategy`) every trial is built in its scope.
+    `keras_minent.distribute.Distribution("gpus").strategy`) every trial is built in its scope.
     """
     if kind not in TUNERS:
-        raise ValueError(f"Unknown tuner {kind!r}; expected one of {TUNERS}.")
+        raise ConfigError(f"Unknown tuner {kind!r}; expected one of {TUNERS}.")
     if objective not in OBJECTIVES:
-        raise ValueError(f"Unknown objective {objective!r}; expected one of {tuple(OBJECTIVES)}.")
+        raise ConfigError(f"Unknown objective {objective!r}; expected one of {tuple(OBJECTIVES)}.")
     common = {
         "objective": OBJECTIVES[objective],
         "directory": directory,
@@ -295,53 +293,69 @@ def plot_objective(rows: list[dict], objective: str, path: str) -> None:
 class TuneConfig(DataOptions):
     """A search of the regularizer weight on EMNIST-Letters.
 
-    Attributes:
-        tuner: `"random"`, `"bayesian"` or `"hyperband"`.
-        trials: Number of trials (random, bayesian).
-        epochs: Epochs per trial (the maximum for hyperband).
-        losses: The arms of the search.
-        weight_min: Lower end of the weight range.
-        weight_max: Upper end of the weight range.
-        objective: `"val_accuracy"` or `"val_cross_entropy"`.
-        model: `"vgg5"` or `"spinal_vgg5"`.
-        batch_size: Batch size.
-        learning_rate: Adam's learning rate.
-        precision: Dtype policy of every trial.
-        seed: Seed of the tuner and the data order.
-        output_dir: The search directory (resumable, shared by chief and workers).
-        distribute: `"none"` or `"gpus"`: each trial trains on all local GPUs
-            (`keras_minent.distribute`; `batch_size` is the global batch).
-            Several machines share a search through keras-tuner's chief/worker
-            mode instead, one trial per machine at a time.
-        (and the other data options of `DataOptions`)
+    Each field's meaning is its help text (`dataclasses.fields(TuneConfig)`),
+    also shown by `python -m keras_minent tune --help`. With
+    `distribute="gpus"` each trial trains on all local GPUs
+    (`batch_size` is the global batch); several machines share a search
+    through keras-tuner's chief/worker mode instead, one trial per machine
+    at a time.
 
     Raises:
-        ValueError: If `distribute` is not `"none"` or `"gpus"`.
+        ConfigError: If `distribute` is not `"none"` or `"gpus"`.
     """
 
-    tuner: str = "random"
-    trials: int = 10
-    epochs: int = 10
-    losses: tuple[str, ...] = ("ce", "min_ent", "mix_ent")
-    weight_min: float = 1e-3
-    weight_max: float = 1.0
-    objective: str = "val_accuracy"
-    model: str = "vgg5"
-    batch_size: int = 100
-    learning_rate: float = 0.005
-    precision: str = "float32"
-    seed: int = 0
-    output_dir: str = "runs/tune"
-    distribute: str = "none"
+    tuner: str = option("random", "the search algorithm", choices=TUNERS, group="search")
+    trials: int = option(10, "number of trials (random, bayesian)", group="search")
+    epochs: int = option(
+        10,
+        "epochs per trial (the maximum for hyperband)",
+        flag="--epochs-per-trial",
+        group="search",
+    )
+    losses: tuple[str, ...] = option(
+        losses_lib.LOSS_NAMES,
+        "the arms of the search",
+        choices=losses_lib.LOSS_NAMES,
+        group="search",
+    )
+    weight_min: float = option(1e-3, "lower end of the weight range", group="search")
+    weight_max: float = option(1.0, "upper end of the weight range", group="search")
+    objective: str = option(
+        "val_accuracy", "what the search optimizes", choices=tuple(OBJECTIVES), group="search"
+    )
+    model: str = option("vgg5", "the network", choices=tuple(models.BUILDERS), group="search")
+    batch_size: int = option(100, "batch size", group="search")
+    learning_rate: float = option(0.005, "Adam's learning rate", group="search")
+    precision: str = option(
+        "float32",
+        "dtype policy of every trial",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        group="run",
+    )
+    seed: int = option(0, "seed of the tuner and the data order", group="search")
+    output_dir: str = option(
+        "runs/tune", "the search directory (resumable, shared by chief and workers)", group="run"
+    )
+    distribute: str = option(
+        "none",
+        "gpus: every trial on all local GPUs (--batch-size is the global batch); "
+        "several machines: keras-tuner's chief/worker mode (README)",
+        choices=("none", "gpus"),
+        group="run",
+    )
 
     def __post_init__(self):
         if self.distribute not in ("none", "gpus"):
-            raise ValueError(
+            raise ConfigError(
                 f"A search takes distribute='none' or 'gpus', not {self.distribute!r}: several "
                 "machines share a search through keras-tuner's chief/worker mode "
                 "(KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT; see the "
                 "README), each trial on one machine's GPUs."
             )
+
+
+class SearchFailedError(RuntimeError):
+    """Trials of a search failed (keras-tuner printed why)."""
 
 
 def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None = None) -> dict:
@@ -355,13 +369,12 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
         `{"trials": [...], "best": {...} or None, "failed": [...]}`.
 
     Raises:
-        RuntimeError: If any trial failed (the table and keras-tuner's
+        SearchFailedError: If any trial failed (the table and keras-tuner's
             message are printed first).
     """
     from keras_minent import datasets
-    from keras_minent.distribute import Distribution
 
-    dist = Distribution(config.distribute)  # before any other TensorFlow work
+    dist = distribution(config.distribute)  # before any other TensorFlow work
     builder = model_builder or (
         lambda: models.BUILDERS[config.model](augment=True, synchronized_bn=dist.synchronized_bn)
     )
@@ -429,7 +442,7 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
         print(f"\nbest: {best}\ntrain the final model with:\n  {cmd}")
     failed = [r for r in rows if r["status"] in ("FAILED", "INVALID")]
     if failed:
-        raise RuntimeError(
+        raise SearchFailedError(
             f"{len(failed)} trial(s) failed ({[r['trial'] for r in failed]}); see keras-tuner's "
             "messages above. On the TensorFlow backend keras-tuner needs `tensorboard` "
             "(pip install 'keras-minent[tuning]')."
@@ -439,6 +452,7 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
 
 __all__ = [
     "RegularizationHyperModel",
+    "SearchFailedError",
     "TuneConfig",
     "make_tuner",
     "plot_objective",

@@ -164,3 +164,51 @@ def test_bad_config_and_missing_data_fail_fast(tmp_path, capsys):
     )
     assert code == 2 and time.time() - t0 < 60
     assert "gzip.zip" in capsys.readouterr().err
+
+
+def test_command_line_is_generated_from_the_config():
+    import dataclasses
+
+    from keras_minent.cli import build_parser, options_to_config
+
+    args = build_parser().parse_args(["train"])
+    assert options_to_config(training.TrainConfig, args) == training.TrainConfig()
+    assert args.seeds == 1
+    args = build_parser().parse_args(["reproduce"])
+    assert options_to_config(training.TrainConfig, args) == training.TrainConfig(
+        output_dir="runs/reproduce"
+    )
+    args = build_parser().parse_args(
+        ["train", "--paper-settings", "--xla", "off", "--no-augment", "--no-download"]
+        + ["--steps-per-execution", "4", "--verbose", "2", "--reg-weight", "0.2"]
+    )
+    config = options_to_config(training.TrainConfig, args)
+    assert config == dataclasses.replace(
+        training.TrainConfig(),
+        paper_loss_settings=True,
+        jit_compile=False,
+        augment=False,
+        download=False,
+        steps_per_execution=4,
+        verbose=2,
+        reg_weight=0.2,
+    )
+    text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for field in dataclasses.fields(training.TrainConfig):
+        assert field.metadata["help"].split()[0] in text, field.name
+
+
+def test_unexpected_errors_keep_their_traceback(monkeypatch, capsys):
+    def bug(config):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(training, "train", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(["train", "--synthetic"])
+
+    def refused(config):
+        raise training.ConfigError("refused")
+
+    monkeypatch.setattr(training, "train", refused)
+    assert main(["train", "--synthetic"]) == 2
+    assert capsys.readouterr().err == "keras-minent: error: refused\n"

@@ -1,6 +1,9 @@
-"""Datasets: EMNIST-Letters with the official split (tfds builder, IDX reader).
+"""Datasets: EMNIST-Letters with the official split (tfds builder, IDX reader),
+and the selection of a run's arrays (`load_data`).
 
-TensorFlow and tensorflow-datasets are imported only when a dataset is built.
+TensorFlow and tensorflow-datasets are imported only where used (the tfds builder and
+the tf.data pipeline of the TensorFlow backend); the NumPy loader and `PyDataset`
+batches work without them.
 """
 
 from keras_minent.datasets.emnist import (
@@ -25,6 +28,7 @@ from keras_minent.datasets.idx import (
 )
 from keras_minent.datasets.loaders import EvaluationBatches, TrainingBatches
 from keras_minent.datasets.order import epoch_order, permutation
+from keras_minent.datasets.selection import load_data, write_synthetic
 
 __all__ = [
     "SPLITS",
@@ -40,6 +44,7 @@ __all__ = [
     "epoch_order",
     "TrainingBatches",
     "EvaluationBatches",
+    "load_data",
     "read_directory",
     "read_zip",
     "steps_per_epoch",
@@ -47,4 +52,5 @@ __all__ = [
     "training_dataset",
     "validation_indices",
     "write_official_files",
+    "write_synthetic",
 ]

@@ -1,0 +1,73 @@
+"""The main job: train VGG-5 (or Spinal-VGG-5) on EMNIST-Letters with the paper's recipe.
+
+`train(TrainConfig(...))` does one run; `train_seeds` several; `reproduce` the
+paper's table. Every run writes to its output directory:
+
+* `checkpoint.keras` + `state.json` after every epoch: a run started again
+  with the same directory continues from the last finished epoch;
+* `best.keras`: the model of the selected epoch (loads after `import keras_minent`);
+* `results.json`, `curves.png` and TensorBoard logs (`logs/`).
+
+Selection is honest by default: the epoch with the best validation accuracy
+(a split carved from the training images) is chosen and its test accuracy
+reported. `selection="test"` reproduces the paper's protocol (best test
+accuracy over epochs), which is optimistic and labelled so everywhere.
+
+Modules: `config` (what defines a run), `devices` (accelerator, precision,
+distribution), `callbacks` (learning-rate rule, run state), `reporting`
+(results, plots, tables), `run` (`train`, `train_seeds`, `reproduce`).
+"""
+
+from keras_minent.datasets.selection import load_data
+from keras_minent.training.callbacks import (
+    PaperLearningRateRule,
+    RunState,
+    get_seed_states,
+    set_seed_states,
+)
+from keras_minent.training.config import (
+    LOSSES,
+    MODELS,
+    OPTIMISTIC_NOTE,
+    PAPER_RESULTS,
+    PRECISIONS,
+    SYNTHETIC_NOTE,
+    ConfigError,
+    DataOptions,
+    TrainConfig,
+)
+from keras_minent.training.devices import accelerator, resolve_precision
+from keras_minent.training.reporting import (
+    plot_curves,
+    print_summary,
+    summarize_seeds,
+    versions,
+)
+from keras_minent.training.run import build_model, reproduce, train, train_seeds
+
+__all__ = [
+    "LOSSES",
+    "MODELS",
+    "OPTIMISTIC_NOTE",
+    "PAPER_RESULTS",
+    "PRECISIONS",
+    "SYNTHETIC_NOTE",
+    "ConfigError",
+    "DataOptions",
+    "PaperLearningRateRule",
+    "RunState",
+    "TrainConfig",
+    "accelerator",
+    "build_model",
+    "get_seed_states",
+    "load_data",
+    "plot_curves",
+    "print_summary",
+    "reproduce",
+    "resolve_precision",
+    "set_seed_states",
+    "summarize_seeds",
+    "train",
+    "train_seeds",
+    "versions",
+]

@@ -1,0 +1,236 @@
+"""The configuration of a run: `DataOptions`, `TrainConfig` and their names.
+
+Every field carries its command-line help (and choices) in its metadata:
+`keras_minent.cli` generates the options of `train` and `reproduce` from
+these fields, so a default or a choice is declared only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import keras
+
+from keras_minent import losses as losses_lib
+from keras_minent import models
+
+LOSSES = losses_lib.LOSS_NAMES
+MODELS = models.BUILDERS
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+SELECTIONS = ("validation", "test")
+LR_RULES = ("paper", "constant")
+DISTRIBUTE_MODES = ("none", "gpus", "multiworker")
+SYNTHETIC_NOTE = "SYNTHETIC DATA: these numbers are meaningless (smoke test only)"
+OPTIMISTIC_NOTE = "paper protocol: best TEST accuracy over epochs (optimistic, selected on test)"
+
+#: The paper's reported accuracies (%), docs/method.md.
+PAPER_RESULTS = {
+    "vgg5/ce": 95.86,
+    "spinal_vgg5/ce": 95.88,
+    "vgg5/min_ent": 95.933,
+    "vgg5/mix_ent": 95.927,
+}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration (or an output directory holding another one)."""
+
+
+def auto_or_bool(text: str) -> bool | str:
+    """Parses `auto`, `on`/`off` (or true/false, yes/no, 1/0)."""
+    low = text.lower()
+    if low == "auto":
+        return "auto"
+    if low in ("1", "true", "on", "yes"):
+        return True
+    if low in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"expected auto/on/off, got {text!r}")
+
+
+def auto_or_int(text: str) -> int | str:
+    """Parses `auto` or an integer."""
+    return "auto" if text == "auto" else int(text)
+
+
+def option(default: Any, help: str, **metadata: Any) -> Any:
+    """A dataclass field with its command-line help.
+
+    Args:
+        default: The default value.
+        help: The help text of the command-line option.
+        **metadata: `choices`, `group` (option group), `flag` (the option's
+            name when it is not `--field-name`), `type` (the parser of the
+            option's text), `metavar`.
+    """
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclasses.dataclass
+class DataOptions:
+    """Where the data and the outputs of a run (or a search) are.
+
+    Each field's meaning is its help text (`dataclasses.fields(DataOptions)`).
+    """
+
+    output_dir: str = option(
+        "runs/emnist_letters", "where checkpoints and results go", group="run"
+    )
+    data_dir: str | None = option(
+        None, "tensorflow-datasets data directory", group="data", type=str
+    )
+    idx_dir: str | None = option(
+        None,
+        "directory with NIST's gzip.zip or the four emnist-letters-*.gz files",
+        group="data",
+        type=str,
+    )
+    download: bool = option(True, "download the dataset if it is missing", group="data")
+    synthetic: bool = option(
+        False,
+        "generated images in EMNIST's format (smoke test; numbers meaningless)",
+        group="data",
+    )
+    synthetic_size: int = option(2600, "number of generated training images", group="data")
+    verbose: Any = option("auto", "Keras verbosity: auto, 0, 1, 2", group="run", type=auto_or_int)
+
+
+@dataclasses.dataclass
+class TrainConfig(DataOptions):
+    """Everything that defines a run. Defaults are the paper's recipe (docs/method.md).
+
+    Each field's meaning is its help text (`dataclasses.fields(TrainConfig)`),
+    also shown by `python -m keras_minent train --help`. With
+    `distribute="multiworker"` the output directory must be shared by the
+    machines (see `keras_minent.distribute`).
+
+    Raises:
+        ConfigError: On an invalid value, checked when the config is made
+            (including the loss's hyperparameters).
+    """
+
+    loss: str = option("min_ent", "the loss", choices=LOSSES, group="loss")
+    paper_loss_settings: bool = option(
+        False,
+        "use the paper's published weights and log bases for min_ent / mix_ent",
+        flag="--paper-settings",
+        group="loss",
+    )
+    reg_weight: float | None = option(
+        None,
+        "weight of the entropy (min_ent) or swapped (mix_ent) term; none: the loss's default",
+        type=float,
+        group="loss",
+    )
+    ce_weight: float = option(1.0, "weight of the cross entropy term", group="loss")
+    ce_log_base: float = option(math.e, "log base of the cross entropy term", group="loss")
+    reg_log_base: float = option(math.e, "log base of the regularizer", group="loss")
+    epsilon: float = option(1e-6, "mix_ent's epsilon", group="loss")
+    label_smoothing: float = option(0.0, "label smoothing of the target", group="loss")
+    model: str = option("vgg5", "the network", choices=tuple(MODELS), group="recipe")
+    dropout: float = option(0.5, "dropout of the head (SpinalNet's script: 0.5)", group="recipe")
+    augment: bool = option(
+        True, "the recipe's rotation and perspective augmentation", group="recipe"
+    )
+    epochs: int = option(200, "number of epochs (paper: 200)", group="recipe")
+    batch_size: int = option(100, "batch size (paper: 100)", group="recipe")
+    learning_rate: float = option(0.005, "Adam's learning rate (paper: 0.005)", group="recipe")
+    lr_rule: str = option(
+        "paper",
+        "paper: after an epoch without improvement the rate becomes learning_rate * u**3, "
+        "u ~ U(0, 1); constant: no change",
+        choices=LR_RULES,
+        group="recipe",
+    )
+    seed: int = option(
+        0, "seed of weights, data order, augmentation and the LR rule", group="recipe"
+    )
+    selection: str = option(
+        "validation",
+        "validation: honest (best validation accuracy); test: the paper's protocol (optimistic)",
+        choices=SELECTIONS,
+        group="recipe",
+    )
+    precision: str = option(
+        "auto",
+        "dtype policy; auto: mixed_bfloat16 on GPUs with compute capability >= 8.0, "
+        "mixed_float16 on older GPUs, float32 on CPU",
+        choices=PRECISIONS,
+        group="run",
+    )
+    jit_compile: Any = option(
+        "auto", "XLA: auto, on or off", flag="--xla", group="run", type=auto_or_bool
+    )
+    steps_per_execution: Any = option(
+        "auto",
+        "training steps per compiled call: auto (8 on GPU, 1 on CPU) or N",
+        group="run",
+        type=auto_or_int,
+    )
+    distribute: str = option(
+        "none",
+        "gpus: all local GPUs (MirroredStrategy / DataParallel); multiworker: several "
+        "machines (TF_CONFIG on TensorFlow, KERAS_DISTRIBUTION_* on JAX; see README); "
+        "--batch-size is the global batch",
+        choices=DISTRIBUTE_MODES,
+        group="run",
+    )
+
+    def __post_init__(self):
+        checks = [
+            (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
+            (self.model in MODELS, f"model must be one of {tuple(MODELS)}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (self.selection in SELECTIONS, "selection must be validation or test"),
+            (
+                self.distribute in DISTRIBUTE_MODES,
+                "distribute must be none, gpus or multiworker",
+            ),
+            (self.lr_rule in LR_RULES, "lr_rule must be paper or constant"),
+            (self.jit_compile in ("auto", True, False), "jit_compile must be auto/True/False"),
+            (
+                self.steps_per_execution == "auto"
+                or (isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 1),
+                "steps_per_execution must be auto or an integer >= 1",
+            ),
+            (int(self.epochs) >= 1, "epochs must be >= 1"),
+            (int(self.batch_size) >= 1, "batch_size must be >= 1"),
+            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (self.synthetic_size >= 52, "synthetic_size must be >= 52"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"Invalid TrainConfig: {message}.")
+        try:
+            self.build_loss()  # validates the loss hyperparameters now, not after data loading
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+
+    def build_loss(self) -> keras.losses.Loss:
+        """The configured loss (always `from_logits=True`: the models output logits).
+
+        Built by `keras_minent.losses.get`. `"ce"` is `MinEntLoss(entropy_weight=0)`,
+        which equals `keras.losses.CategoricalCrossentropy` exactly and takes
+        integer labels; it ignores the regularizer's options. With
+        `paper_loss_settings` the paper's published weights and log bases are
+        used as they are (the weight and log-base options are ignored).
+        """
+        common: dict[str, Any] = {"from_logits": True, "label_smoothing": self.label_smoothing}
+        if self.loss == "ce":
+            return losses_lib.get("ce", **common)
+        if self.loss == "mix_ent":
+            common["epsilon"] = self.epsilon
+        if self.paper_loss_settings:
+            return losses_lib.get(self.loss, paper_settings=True, **common)
+        return losses_lib.get(
+            self.loss,
+            self.reg_weight,
+            reg_log_base=self.reg_log_base,
+            ce_weight=self.ce_weight,
+            ce_log_base=self.ce_log_base,
+            **common,
+        )

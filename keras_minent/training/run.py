@@ -1,0 +1,228 @@
+"""The main job: `train` one run, `train_seeds` several, `reproduce` the paper's table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import keras
+
+from keras_minent import datasets
+from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
+from keras_minent.training import reporting
+from keras_minent.training.callbacks import PaperLearningRateRule, RunState
+from keras_minent.training.config import MODELS, PAPER_RESULTS, ConfigError, TrainConfig
+from keras_minent.training.devices import accelerator, distribution, resolve_precision
+from keras_minent.training.files import write_json
+
+#: Options that may change when a run is continued (they do not change its results).
+RESUMABLE_CHANGES = frozenset(
+    {
+        "verbose",
+        "output_dir",
+        "epochs",
+        "data_dir",
+        "idx_dir",
+        "download",
+        "steps_per_execution",
+        "jit_compile",
+    }
+)
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Trains one run (resuming it if its output directory holds one).
+
+    Args:
+        config: The run's configuration.
+
+    Returns:
+        The results (also written to `results.json`); on a non-chief worker
+        of a multi-worker job `{"history": ..., "chief": False}`.
+
+    Raises:
+        ConfigError: If an existing output directory holds a different
+            configuration, or the distribution is misconfigured.
+        EmnistDataError: If the data cannot be found or is corrupt.
+    """
+    _claim_output_dir(config)
+    dist = distribution(config.distribute)  # before any other TensorFlow work
+    device = accelerator()
+    precision = resolve_precision(config.precision, device)
+    keras.config.set_dtype_policy(precision)
+    data = _load_data_chief_first(config, dist)
+    monitor = "val_accuracy"
+    lr_rule = None
+    if config.lr_rule == "paper":
+        lr_rule = PaperLearningRateRule(config.learning_rate, monitor, seed=config.seed)
+    state = RunState(config.output_dir, monitor, lr_rule, dist.is_chief, dist.collective_saves)
+    _check_same_start(dist, state.initial_epoch, config.output_dir)
+    if state.initial_epoch:
+        print(f"Resuming {config.output_dir} after epoch {state.initial_epoch}.")
+    keras.utils.set_random_seed(config.seed)
+    with dist.scope():
+        model = build_model(config, device, dist.synchronized_bn)
+    callbacks = [cb for cb in (lr_rule, state) if cb is not None]
+    if dist.is_chief:
+        callbacks += _tensorboard(config.output_dir)
+    if reporting.note(config):
+        print(f"*** {reporting.note(config)} ***")
+    t0 = time.perf_counter()
+    if state.initial_epoch < config.epochs:
+        with dist.peer_errors():
+            _fit(model, config, data, dist, state.initial_epoch, callbacks)
+    wall = time.perf_counter() - t0
+    if not dist.is_chief:
+        print("Worker finished; the chief writes the results.")
+        return {"history": state.history, "chief": False}
+    dist.local_only()  # the chief evaluates alone
+    return reporting.report_run(
+        reporting.FinishedRun(config, state, data, wall, precision, device)
+    )
+
+
+def _claim_output_dir(config: TrainConfig) -> None:
+    """Writes `config.json`, refusing a directory that holds another configuration."""
+    out = config.output_dir
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "config.json")
+    config_dict = dataclasses.asdict(config)
+    if os.path.isfile(path):
+        with open(path) as f:
+            old = json.load(f)
+        diff = {
+            k for k in config_dict if k not in RESUMABLE_CHANGES and old.get(k) != config_dict[k]
+        }
+        if diff:
+            raise ConfigError(
+                f"{out} holds a run with a different configuration ({sorted(diff)}). "
+                "Use another --output-dir, or delete it to start over."
+            )
+    write_json(path, config_dict)
+
+
+def _load_data_chief_first(config: TrainConfig, dist) -> dict:
+    """The run's arrays. Processes may share the data and output directories:
+    the chief prepares (downloads, converts, generates) the data first."""
+    if dist.is_chief:
+        data = datasets.load_data(config, config.selection)
+    dist.barrier()
+    if not dist.is_chief:
+        data = datasets.load_data(config, config.selection)
+    return data
+
+
+def _check_same_start(dist, initial_epoch: int, out: str) -> None:
+    seen = dist.all_values(initial_epoch)
+    if len(set(seen)) > 1:
+        raise ConfigError(
+            f"The workers would resume from different epochs {seen} (process order): "
+            f"every worker must see the chief's {out} (a shared filesystem), "
+            "or all must start from an empty output directory."
+        )
+
+
+def build_model(config: TrainConfig, device: dict, synchronized_bn: bool = False) -> keras.Model:
+    """The configured model, compiled (a resumed run's `RunState` restores its state)."""
+    model = MODELS[config.model](
+        dropout=config.dropout,
+        augment=config.augment,
+        seed=config.seed,
+        synchronized_bn=synchronized_bn,
+    )
+    steps = config.steps_per_execution
+    if steps == "auto":
+        steps = 8 if device["kind"] == "gpu" else 1
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=config.build_loss(),
+        metrics=["accuracy", PredictiveEntropy(), ExpectedCalibrationError()],
+        jit_compile=config.jit_compile,
+        steps_per_execution=steps,
+    )
+    return model
+
+
+def _tensorboard(out: str) -> list:
+    try:
+        return [keras.callbacks.TensorBoard(os.path.join(out, "logs"))]
+    except Exception:  # pragma: no cover - TensorBoard needs TensorFlow
+        return []
+
+
+def _fit(model, config: TrainConfig, data: dict, dist, initial_epoch: int, callbacks) -> None:
+    (x_fit, y_fit), (x_val, y_val) = data["fit"], data["val"]
+    # Distributed: full batches only, so each splits evenly across replicas/processes.
+    distributed = config.distribute != "none"
+    shard = (dist.process_index, dist.num_processes) if dist.shards_data else None
+    try:
+        batches = datasets.training_dataset(
+            x_fit,
+            y_fit,
+            config.batch_size,
+            config.seed,
+            config.epochs,
+            initial_epoch,
+            drop_remainder=distributed,
+            shard=shard,
+        )
+    except ValueError as e:  # a batch that does not split across the processes
+        raise ConfigError(str(e)) from e
+    model.fit(
+        batches,
+        steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size, distributed),
+        validation_data=datasets.evaluation_dataset(x_val, y_val, 1000),
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset is already shuffled, per (seed, epoch)
+        verbose=config.verbose,
+    )
+
+
+def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
+    """Runs seeds `config.seed .. config.seed + num_seeds - 1`, each in `seed_<k>/`.
+
+    Returns:
+        Per-seed results and the summary of their test accuracies (also in
+        `seeds.json` in the output directory).
+    """
+    runs = []
+    for k in range(num_seeds):
+        seed = config.seed + k
+        sub = dataclasses.replace(
+            config, seed=seed, output_dir=os.path.join(config.output_dir, f"seed_{seed}")
+        )
+        runs.append(train(sub))
+    if not all(r.get("chief", True) for r in runs):
+        return {"summary": None, "runs": runs, "chief": False}  # the chief summarizes
+    return reporting.report_seeds(config, runs)
+
+
+def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
+    """Trains the paper's four configurations and prints ours next to the paper's.
+
+    VGG-5 + CE, Spinal-VGG-5 + CE, VGG-5 + MIN-ENT and VGG-5 + MIX-ENT (the
+    last two with the paper's published loss settings), each in its own
+    subdirectory of `config.output_dir`.
+    """
+    rows = []
+    for key in PAPER_RESULTS:
+        model, loss = key.split("/")
+        sub = dataclasses.replace(
+            config,
+            model=model,
+            loss=loss,
+            paper_loss_settings=loss != "ce",
+            output_dir=os.path.join(config.output_dir, key.replace("/", "_")),
+        )
+        result = train_seeds(sub, num_seeds)
+        if not result.get("chief", True):
+            continue
+        rows.append({"config": key, "paper": PAPER_RESULTS[key], **result["summary"]})
+    if rows:  # else a worker of a multi-worker job: the chief writes the table
+        reporting.report_reproduction(config, rows)
+    return rows
