@@ -430,7 +430,3 @@ def _reason(e: BaseException) -> str:
         if any(word in line.lower() for word in _PEER_WORDS):
             return line[:300]
     return lines[0][:300] if lines else ""
-
-
-# TODO(integrator): remove after call sites are renamed
-Distribution = TrainingCluster.create

@@ -215,7 +215,7 @@ def make_tuner(
     the trial of a worker silent for `$KERAS_MINENT_WORKER_TIMEOUT` seconds
     (default 900) so the search finishes with the remaining workers. With a
     `distribution_strategy` (a `tf.distribute` strategy, e.g.
-    `keras_minent.distribute.Distribution("gpus").strategy`) every trial is built in its scope.
+    `keras_minent.distribute.TrainingCluster.create("gpus").strategy`) every trial is built in its scope.
     """
     if kind not in TUNERS:
         raise ConfigError(f"Unknown tuner {kind!r}; expected one of {TUNERS}.")

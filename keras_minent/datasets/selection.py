@@ -24,6 +24,7 @@ def write_synthetic(directory: str, size: int) -> str:
         idx.write_official_files(
             directory,
             {"train": idx.synthetic_letters(size, 1), "test": idx.synthetic_letters(size // 6, 2)},
+            synthetic=True,
         )
     return directory
 

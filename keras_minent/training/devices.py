@@ -56,15 +56,15 @@ def resolve_precision(precision: str, device: dict | None = None) -> str:
 
 
 def distribution(mode: str):
-    """The `keras_minent.distribute` distribution of `mode` (before other TensorFlow work).
+    """The `keras_minent.distribute.TrainingCluster` of `mode` (before other TensorFlow work).
 
     Raises:
         ConfigError: For an unknown mode, an unsupported backend, or a
             multi-worker cluster not described in the environment.
     """
-    from keras_minent.distribute import Distribution
+    from keras_minent.distribute import TrainingCluster
 
     try:
-        return Distribution(mode)
+        return TrainingCluster.create(mode)
     except ValueError as e:
         raise ConfigError(str(e)) from e

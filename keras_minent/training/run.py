@@ -171,6 +171,8 @@ def _fit(model, config: TrainConfig, data: dict, dist, initial_epoch: int, callb
         )
     except ValueError as e:  # a batch that does not split across the processes
         raise ConfigError(str(e)) from e
+    if isinstance(batches, datasets.TrainingBatches):  # the NumPy path (JAX, PyTorch)
+        callbacks = [*callbacks, batches.epoch_callback()]
     model.fit(
         batches,
         steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size, distributed),
