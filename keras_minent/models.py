@@ -286,6 +286,7 @@ def spinal_vgg5(
     seed: int | None = None,
     synchronized_bn: bool = False,
     name: str = "spinal_vgg5",
+    _plain_slices: bool = False,
 ) -> keras.Model:
     """Spinal-VGG-5, the paper's competitor (SpinalNet's EMNIST code).
 
@@ -324,8 +325,11 @@ def spinal_vgg5(
     inputs = keras.Input(tuple(input_shape), name="image")
     features = _features(_stem(inputs, augment, seed), bn)
     half = features.shape[-1] // 2
-    part_a = FeatureSlice(0, half, name="half_a")(features)
-    part_b = FeatureSlice(half, None, name="half_b")(features)
+    if _plain_slices:  # Keras's own GetItem operation: loads without this package
+        part_a, part_b = features[:, :half], features[:, half:]
+    else:
+        part_a = FeatureSlice(0, half, name="half_a")(features)
+        part_b = FeatureSlice(half, None, name="half_b")(features)
 
     def spinal(x, i):
         x = layers.Dropout(dropout, name=f"spinal{i}_dropout")(x)
@@ -341,6 +345,65 @@ def spinal_vgg5(
     x = layers.Dropout(dropout, name="head_dropout")(x)
     logits = _torch_dense(num_classes, x.shape[-1], "logits", dtype="float32")(x)
     return keras.Model(inputs, _output(logits, softmax), name=name)
+
+
+def inference_model(model: keras.Model, name: str | None = None) -> keras.Model:
+    """The deployable copy of a trained `vgg5` / `spinal_vgg5` model.
+
+    It has the trained weights (copied by layer name, BatchNorm statistics
+    included), the preprocessing (rescaling and normalisation) and the same
+    dtype policy, but no augmentation, and only Keras's own layers and
+    operations (Spinal-VGG's halves are `x[:, :k]` slices, not `FeatureSlice`).
+    So its `.keras` file loads with plain `keras` where keras_minent is not
+    installed, and it predicts what `model` predicts in inference (dropout
+    and augmentation are inactive there). The main job saves it as
+    `inference.keras`; `model.export(...)` serves it (README, "Deployment").
+
+    Args:
+        model: A model built by `vgg5` or `spinal_vgg5` (trained or loaded).
+        name: Name of the returned model; defaults to `model.name`.
+
+    Returns:
+        An uncompiled `keras.Model`.
+
+    Raises:
+        ValueError: If `model` was not built by one of these builders.
+
+    Example:
+    ```python
+    best = keras.saving.load_model("runs/emnist_letters/best.keras")
+    keras_minent.models.inference_model(best).save("inference.keras")
+    ```
+    """
+    layers_by_name = {layer.name: layer for layer in model.layers}
+    if not {"block1_conv1", "logits"} <= set(layers_by_name):
+        raise ValueError(
+            "`inference_model` takes a model built by `vgg5` or `spinal_vgg5`. "
+            f"Received a model with layers {sorted(layers_by_name)[:8]}..."
+        )
+    spinal = "spinal1_dense" in layers_by_name
+    dropout = layers_by_name["head_dropout" if spinal else "head_dropout1"].rate
+    kwargs = {
+        "input_shape": tuple(model.input_shape[1:]),
+        "num_classes": layers_by_name["logits"].units,
+        "dropout": dropout,
+        "softmax": "probabilities" in layers_by_name,
+        "name": name or model.name,
+    }
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(layers_by_name["block1_conv1"].dtype_policy.name)
+    try:
+        if spinal:
+            units = layers_by_name["spinal1_dense"].units
+            copy = spinal_vgg5(spinal_width=units, _plain_slices=True, **kwargs)
+        else:
+            copy = vgg5(**kwargs)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for layer in copy.layers:
+        if layer.weights:
+            layer.set_weights(layers_by_name[layer.name].get_weights())
+    return copy
 
 
 #: The builders by name, as the training and tuning commands take them.

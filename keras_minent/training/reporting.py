@@ -6,13 +6,14 @@ import dataclasses
 import math
 import os
 import platform
+import warnings
 from typing import Any
 
 import keras
 import numpy as np
 
 import keras_minent
-from keras_minent import calibration
+from keras_minent import _plotting, calibration, models
 from keras_minent.training.callbacks import RunState
 from keras_minent.training.config import OPTIMISTIC_NOTE, SYNTHETIC_NOTE, TrainConfig
 from keras_minent.training.files import write_json
@@ -45,7 +46,8 @@ def note(config: TrainConfig) -> str | None:
 
 
 def report_run(run: FinishedRun) -> dict[str, Any]:
-    """Evaluates the selected model, writes results.json and the plots, prints the summary."""
+    """Evaluates the selected model, writes `inference.keras`, `results.json`, then the
+    plots (a plot that fails is a warning, never a lost run), prints the summary."""
     from keras_minent import datasets
 
     config, state, out = run.config, run.state, run.config.output_dir
@@ -53,11 +55,13 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
     x_val, _ = val = run.data["val"]
     x_test, y_test = test = run.data["test"]
     best = keras.saving.load_model(os.path.join(out, "best.keras"))
+    models.inference_model(best).save(os.path.join(out, "inference.keras"))
     test_loss, test_acc = best.evaluate(
         datasets.evaluation_dataset(x_test, y_test, 1000), verbose=0, return_dict=False
     )[:2]
     title = _title(config)
-    cal = _calibration_report(best, val, test, out, title)
+    test_logits = np.asarray(best.predict(x_test, batch_size=1000, verbose=0), np.float64)
+    cal = _calibration_report(best, test_logits, val, test, out)
     hist = state.history
     epochs_run = len(state.epoch_times)
     train_time = float(sum(state.epoch_times))
@@ -85,25 +89,52 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         "loss_config": keras.losses.serialize(config.build_loss()),
         "history": hist,
     }
-    write_json(os.path.join(out, "results.json"), results)
-    plot_curves(hist, os.path.join(out, "curves.png"), title=title)
+    write_json(os.path.join(out, "results.json"), results)  # before any plot
+    _plot_safely(
+        "curves.png",
+        plot_curves,
+        hist,
+        os.path.join(out, "curves.png"),
+        title=title,
+        selected_epoch=state.best_epoch + 1,
+    )
+    _plot_safely(
+        "reliability.png",
+        calibration.plot_reliability,
+        test_logits,
+        y_test,
+        os.path.join(out, "reliability.png"),
+        title=title,
+    )
+    _plot_safely(
+        "entropy_histogram.png",
+        calibration.plot_entropy_histogram,
+        test_logits,
+        os.path.join(out, "entropy_histogram.png"),
+        title=title,
+    )
     print_summary([results])
     return results
 
 
-def _calibration_report(best, val, test, out: str, title: str) -> dict[str, float]:
-    """Test-set ECE and entropy (with plots), and temperature scaling fitted on validation."""
-    test_logits = np.asarray(best.predict(test[0], batch_size=1000, verbose=0), np.float64)
+def _plot_safely(name: str, plot, *args, **kwargs) -> None:
+    """Draws one plot; any failure (no matplotlib, a bug) is a warning: the results stand."""
+    try:
+        plot(*args, **kwargs)
+    except Exception as e:  # a plot never loses a run
+        warnings.warn(f"{name} not written: {e}", RuntimeWarning, stacklevel=2)
+
+
+def _calibration_report(best, test_logits, val, test, out: str) -> dict[str, float]:
+    """Test-set ECE and entropy, and temperature scaling fitted on validation."""
     calibrated, report = calibration.calibrate(best, *val)
     calibrated.save(os.path.join(out, "best_calibrated.keras"))
     t = report["temperature"]
+    z = test_logits - test_logits.max(-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
     return {
-        "test_ece": calibration.plot_reliability(
-            test_logits, test[1], os.path.join(out, "reliability.png"), title=title
-        ),
-        "test_mean_entropy": calibration.plot_entropy_histogram(
-            test_logits, os.path.join(out, "entropy_histogram.png"), title=title
-        ),
+        "test_ece": calibration.ece(test_logits, test[1])[0],
+        "test_mean_entropy": float(-(np.exp(log_p) * log_p).sum(-1).mean()),
         "temperature": t,
         "test_ece_after_temperature": calibration.ece(test_logits / t, test[1])[0],
         "test_nll": calibration.nll(test_logits, test[1]),
@@ -132,33 +163,57 @@ def versions() -> dict[str, str]:
     return out
 
 
-def plot_curves(history: dict, path: str, title: str = "") -> None:
-    """Writes loss, accuracy and learning-rate curves per epoch as a PNG."""
-    import matplotlib
+def plot_curves(
+    history: dict, path: str, title: str = "", selected_epoch: int | None = None
+) -> None:
+    """Writes loss, accuracy and learning-rate curves per epoch as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Every epoch is a marker (one epoch is a readable point), the epoch axis has
+    integer ticks, and `selected_epoch` (1-based) is marked by a vertical line.
+    Drawn on a `matplotlib.figure.Figure`: the process's plotting backend is untouched.
+
+    Raises:
+        MissingExtraError: If matplotlib is not installed.
+    """
+    fig = _plotting.figure(14, 4.3)  # MissingExtraError first, without matplotlib
+    from matplotlib.ticker import MaxNLocator
 
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for key, label in (("loss", "train"), ("val_loss", "validation")):
-        if key in history:
-            axes[0].plot(epochs, history[key], label=label)
-    axes[0].set(title="loss", xlabel="epoch")
-    for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
-        if key in history:
-            axes[1].plot(epochs, history[key], label=label)
-    axes[1].set(title="accuracy", xlabel="epoch")
-    if "learning_rate" in history:
-        axes[2].semilogy(epochs, history["learning_rate"])
-    axes[2].set(title="learning rate", xlabel="epoch")
-    for ax in axes[:2]:
-        ax.legend()
+    style = "o-" if len(epochs) <= 60 else "-"  # a marker per epoch while they stay apart
+    axes = fig.subplots(1, 3)
+    panels = (
+        (axes[0], "loss", (("loss", "train"), ("val_loss", "validation"))),
+        (axes[1], "accuracy", (("accuracy", "train"), ("val_accuracy", "validation"))),
+        (axes[2], "learning rate", (("learning_rate", None),)),
+    )
+    for ax, name, series in panels:
+        for key, label in series:
+            if key in history:
+                ax.plot(epochs, history[key], style, ms=4, label=label)
+        if name == "learning rate" and "learning_rate" in history:
+            ax.set_yscale("log")
+        if selected_epoch is not None:
+            ax.axvline(selected_epoch, color="tab:green", ls="--", lw=1)
+            ax.annotate(
+                f"selected: {selected_epoch}",
+                (selected_epoch, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -12),
+                textcoords="offset points",
+                fontsize=8,
+                color="tab:green",
+            )
+        ax.set(title=name, xlabel="epoch")
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+            ax.set_xlim(0.5, len(epochs) + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(_plotting.wrap(title, 120), fontsize=10)
+    _plotting.save(fig, path)
 
 
 def print_summary(rows: list[dict]) -> None:

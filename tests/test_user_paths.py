@@ -1,0 +1,181 @@
+"""A user's paths, in fresh processes: load what the main job wrote, deploy
+`inference.keras` without keras_minent, and run without optional parts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_minent
+from keras_minent.testing import BACKEND, requires_tf, run_python
+
+TINY = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--epochs", "1"]
+KERAS_FILES = ("best.keras", "checkpoint.keras", "best_calibrated.keras", "inference.keras")
+
+
+def blocker(*modules: str) -> str:
+    """Python code that makes importing `modules` fail as if they were not installed."""
+    return (
+        "import sys\n"
+        "class _Blocked:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {set(modules)!r}:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, _Blocked())\n"
+    )
+
+
+def run_blocked(modules, code: str, env: dict | None = None, timeout: float = 300):
+    """Runs `code` in a fresh process where `modules` cannot be imported."""
+    env = {**os.environ, "KERAS_BACKEND": BACKEND, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", blocker(*modules) + code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def images(n=16, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One run of the main job, as typed: `python -m keras_minent train --synthetic ...`."""
+    out = tmp_path_factory.mktemp("user") / "run1"
+    env = {**os.environ, "KERAS_BACKEND": BACKEND, "KERAS_MINENT_DATA": str(out.parent / "d")}
+    subprocess.run(
+        [sys.executable, "-m", "keras_minent", "train", *TINY, "--verbose", "0"]
+        + ["--output-dir", str(out)],
+        check=True,
+        timeout=600,
+        env=env,
+    )
+    return out
+
+
+@requires_tf
+def test_everything_the_main_job_writes_loads_after_import_keras_minent(run_dir):
+    for name in KERAS_FILES:
+        assert (run_dir / name).is_file(), name
+    code = (
+        "import keras, keras_minent\n"
+        f"for name in {KERAS_FILES!r}:\n"
+        f"    model = keras.saving.load_model({str(run_dir)!r} + '/' + name)\n"
+        "    print(name, model.count_params())\n"
+    )
+    out = run_python(code)
+    assert all(name in out for name in KERAS_FILES), out
+
+
+@requires_tf
+def test_inference_keras_loads_without_keras_minent_and_predicts_as_best(run_dir, tmp_path):
+    x = images()
+    np.save(tmp_path / "x.npy", x)
+    code = (
+        "import keras, numpy as np\n"
+        f"m = keras.saving.load_model({str(run_dir / 'inference.keras')!r})\n"
+        "assert 'keras_minent' not in sys.modules\n"
+        "assert not any('Random' in type(l).__name__ for l in m.layers), m.layers\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, "
+        f"m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))\n"
+    )
+    proc = run_blocked(["keras_minent"], code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = keras.saving.load_model(run_dir / "best.keras")
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), best.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("builder", ["vgg5", "spinal_vgg5"])
+def test_inference_model_is_plain_keras_and_predicts_exactly(builder, tmp_path):
+    keras.utils.set_random_seed(1)
+    model = keras_minent.models.BUILDERS[builder](augment=True, seed=0)
+    x = images(8)
+    rng = np.random.default_rng(2)
+    for layer in model.layers:  # BatchNorm statistics as training leaves them, not 0/1
+        if isinstance(layer, keras.layers.BatchNormalization):
+            mean, var = layer.moving_mean, layer.moving_variance
+            mean.assign(rng.normal(0, 0.1, mean.shape).astype("float32"))
+            var.assign(rng.uniform(0.5, 2, var.shape).astype("float32"))
+    plain = keras_minent.models.inference_model(model)
+    assert not any(type(layer).__module__.startswith("keras_minent") for layer in plain.layers), (
+        plain.layers
+    )
+    assert "augmentation" not in [layer.name for layer in plain.layers]
+    np.testing.assert_array_equal(plain.predict(x, verbose=0), model.predict(x, verbose=0))
+    plain.save(tmp_path / "inference.keras")
+    code = (
+        "import keras, numpy as np\n"
+        f"m = keras.saving.load_model({str(tmp_path / 'inference.keras')!r})\n"
+        "print(m.count_params())\n"
+    )
+    proc = run_blocked(["keras_minent"], code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(proc.stdout.split()[-1]) == plain.count_params()
+    with pytest.raises(ValueError, match="vgg5"):
+        keras_minent.models.inference_model(keras.Sequential([keras.Input((2,))]))
+
+
+def test_inference_model_keeps_the_mixed_policy_and_the_users():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = keras_minent.vgg5()
+    keras.config.set_dtype_policy("float32")
+    plain = keras_minent.models.inference_model(model)
+    assert plain.get_layer("block1_conv1").dtype_policy.name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "float32"
+    x = images(4)
+    np.testing.assert_array_equal(plain.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# ---------------------------------------------------------------- optional parts
+
+
+def _one_line_exit_2(proc, extra: str) -> None:
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("keras-minent:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f'pip install "keras-minent[{extra}]"' in lines[0], lines
+
+
+def test_tensorflow_backend_without_tensorflow_is_one_line(tmp_path):
+    code = (
+        "from keras_minent.cli import main\n"
+        f"sys.exit(main(['train', *{TINY!r}, '--output-dir', {str(tmp_path)!r}]))\n"
+    )
+    proc = run_blocked(["tensorflow"], code, env={"KERAS_BACKEND": "tensorflow"})
+    _one_line_exit_2(proc, "tensorflow")
+
+
+def test_tune_without_keras_tuner_is_one_line(tmp_path):
+    code = (
+        "from keras_minent.cli import main\n"
+        f"sys.exit(main(['tune', '--synthetic', '--output-dir', {str(tmp_path)!r}]))\n"
+    )
+    _one_line_exit_2(run_blocked(["keras_tuner"], code), "tuning")
+
+
+@requires_tf
+def test_a_run_without_matplotlib_completes_and_writes_results(tmp_path):
+    out = tmp_path / "run"
+    code = (
+        "from keras_minent.cli import main\n"
+        f"code = main(['train', *{TINY!r}, '--verbose', '0', '--output-dir', {str(out)!r}])\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "sys.exit(code)\n"
+    )
+    proc = run_blocked(["matplotlib"], code, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["epochs"] == 1 and 0 <= results["test_accuracy"] <= 1
+    assert not (out / "curves.png").exists()
+    assert "curves.png not written: Plots need matplotlib" in proc.stderr
+    assert 'pip install "keras-minent[plots]"' in proc.stderr
+    assert (out / "inference.keras").is_file() and (out / "best_calibrated.keras").is_file()
