@@ -22,6 +22,17 @@ TRAIN_GROUPS = {
     "data": "data",
 }
 TUNE_GROUPS = {"search": "search", "run": "run", "data": "data"}
+#: What `reproduce` sets itself for each of the paper's configurations (not its options).
+REPRODUCE_FIXED = (
+    "loss",
+    "model",
+    "paper_loss_settings",
+    "reg_weight",
+    "ce_weight",
+    "ce_log_base",
+    "reg_log_base",
+    "epsilon",
+)
 
 
 def _shown(value: Any) -> str:
@@ -48,7 +59,11 @@ def _typed(parse):
 
 
 def add_options(
-    parser: argparse.ArgumentParser, cls: type, groups: dict[str, str], **defaults: Any
+    parser: argparse.ArgumentParser,
+    cls: type,
+    groups: dict[str, str],
+    exclude: tuple[str, ...] = (),
+    **defaults: Any,
 ) -> dict[str, Any]:
     """Adds one option per field of the dataclass `cls` (see `options_to_config`).
 
@@ -61,6 +76,7 @@ def add_options(
         parser: The (sub)command's parser.
         cls: A dataclass whose fields all have a default.
         groups: Option group titles by the `group` names of the metadata.
+        exclude: Fields that get no option (the command sets them itself).
         **defaults: Defaults that differ from the field's, by field name.
 
     Returns:
@@ -68,6 +84,8 @@ def add_options(
     """
     sections = {name: parser.add_argument_group(title) for name, title in groups.items()}
     for field in dataclasses.fields(cls):
+        if field.name in exclude:
+            continue
         meta = field.metadata
         default = defaults.get(field.name, field.default)
         group = sections[meta["group"]]
@@ -98,10 +116,11 @@ def add_options(
 
 
 def options_to_config(cls: type, args: argparse.Namespace) -> Any:
-    """The `cls` instance of the parsed options made by `add_options`."""
+    """The `cls` instance of the parsed options made by `add_options` (a field
+    without an option keeps its default)."""
     values = {}
     for field in dataclasses.fields(cls):
-        value = getattr(args, field.name)
+        value = getattr(args, field.name, field.default)
         values[field.name] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
 
@@ -116,21 +135,32 @@ def _seeds_option(group) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import keras_minent
     from keras_minent.training import TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="keras-minent",
         description="Train VGG-5 with MIN-ENT / MIX-ENT on EMNIST-Letters (the paper's recipe).",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"keras-minent {keras_minent.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train one configuration (resumes its output dir)")
     _seeds_option(
         add_options(train, TrainConfig, TRAIN_GROUPS, output_dir="runs/emnist_letters")["recipe"]
     )
-    rep = sub.add_parser("reproduce", help="the paper's table: 4 configurations")
-    _seeds_option(
-        add_options(rep, TrainConfig, TRAIN_GROUPS, output_dir="runs/reproduce")["recipe"]
+    rep = sub.add_parser(
+        "reproduce",
+        help="the paper's table: 4 configurations",
+        description="Trains VGG-5 + CE, Spinal-VGG-5 + CE, VGG-5 + MIN-ENT and VGG-5 + "
+        "MIX-ENT (the last two with the paper's published loss settings): the loss and "
+        "model options are set by the command.",
     )
+    groups = add_options(
+        rep, TrainConfig, TRAIN_GROUPS, exclude=REPRODUCE_FIXED, output_dir="runs/reproduce"
+    )
+    _seeds_option(groups["recipe"])
     help_ = "KerasTuner search of the regularizer weight (resumable)"
     try:
         from keras_minent.tuning import TuneConfig
@@ -155,8 +185,27 @@ def _tune(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line. Expected errors (a configuration the run refuses,
-    missing or corrupt data, a lost peer, Ctrl-C) are one line on stderr with
-    exit status 2 (75 for a lost peer, 130 for Ctrl-C); others keep their traceback."""
+    missing or corrupt data, a missing optional part, a lost peer, Ctrl-C) are one
+    line on stderr with exit status 2 (75 for a lost peer, 130 for Ctrl-C); others
+    keep their traceback."""
+    from keras_minent._plotting import MissingExtraError, backend_missing
+
+    try:
+        try:
+            import keras  # noqa: F401 - KERAS_BACKEND's package may be missing
+        except ImportError as e:
+            raise (backend_missing(e) or e) from e
+        return _main(argv)
+    except MissingExtraError as e:
+        print(f"keras-minent: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["tune"]:
+        from keras_minent._plotting import require
+
+        require("keras_tuner", "tuning", "The tune command")
     args = build_parser().parse_args(argv)
     from keras_minent.datasets.idx import EmnistDataError
     from keras_minent.distribute import EXIT_PEER_LOST, PeerLostError

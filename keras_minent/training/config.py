@@ -22,6 +22,7 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SELECTIONS = ("validation", "test")
 LR_RULES = ("paper", "constant")
 DISTRIBUTE_MODES = ("none", "gpus", "multiworker")
+SYNTHETIC_SIZE = 2600  # generated training images of --synthetic
 SYNTHETIC_NOTE = "SYNTHETIC DATA: these numbers are meaningless (smoke test only)"
 OPTIMISTIC_NOTE = "paper protocol: best TEST accuracy over epochs (optimistic, selected on test)"
 
@@ -93,7 +94,9 @@ class DataOptions:
         "generated images in EMNIST's format (smoke test; numbers meaningless)",
         group="data",
     )
-    synthetic_size: int = option(2600, "number of generated training images", group="data")
+    synthetic_size: int = option(
+        SYNTHETIC_SIZE, "number of generated training images", group="data"
+    )
     verbose: Any = option("auto", "Keras verbosity: auto, 0, 1, 2", group="run", type=auto_or_int)
 
 
@@ -114,7 +117,8 @@ class TrainConfig(DataOptions):
     loss: str = option("min_ent", "the loss", choices=LOSSES, group="loss")
     paper_loss_settings: bool = option(
         False,
-        "use the paper's published weights and log bases for min_ent / mix_ent",
+        "use the paper's published weights and log bases for min_ent / mix_ent "
+        "(--reg-weight, if given, overrides the paper's regularizer weight)",
         flag="--paper-settings",
         group="loss",
     )
@@ -203,6 +207,7 @@ class TrainConfig(DataOptions):
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"Invalid TrainConfig: {message}.")
+        self._refuse_ignored_options()
         try:
             self.build_loss()  # validates the loss hyperparameters now, not after data loading
         except ConfigError:
@@ -210,14 +215,46 @@ class TrainConfig(DataOptions):
         except ValueError as e:
             raise ConfigError(str(e)) from e
 
+    def _refuse_ignored_options(self) -> None:
+        """Options that the configuration would ignore are refused, not dropped silently."""
+        loss_options = {  # field: (its default, its flag)
+            "reg_weight": (None, "--reg-weight"),
+            "reg_log_base": (math.e, "--reg-log-base"),
+            "ce_weight": (1.0, "--ce-weight"),
+            "ce_log_base": (math.e, "--ce-log-base"),
+            "paper_loss_settings": (False, "--paper-settings"),
+        }
+        changed = [flag for f, (d, flag) in loss_options.items() if getattr(self, f) != d]
+        refusals = []
+        if self.loss == "ce" and changed:
+            refusals.append(
+                f"loss 'ce' (plain cross entropy) has no regularizer and ignores "
+                f"{', '.join(changed)}: use --loss min_ent or mix_ent, or drop them"
+            )
+        if self.loss != "mix_ent" and self.epsilon != 1e-6:
+            refusals.append(f"--epsilon is mix_ent's; loss {self.loss!r} does not use it")
+        if self.loss != "ce" and self.paper_loss_settings:
+            fixed = [flag for flag in changed if flag not in ("--reg-weight", "--paper-settings")]
+            if fixed:
+                refusals.append(
+                    f"--paper-settings fixes the log bases and the cross entropy weight; "
+                    f"it would ignore {', '.join(fixed)} (only --reg-weight overrides it)"
+                )
+        if not self.synthetic and self.synthetic_size != SYNTHETIC_SIZE:
+            refusals.append("--synthetic-size applies only with --synthetic")
+        if self.synthetic and self.idx_dir is not None:
+            refusals.append("--synthetic generates its data; it would ignore --idx-dir")
+        if refusals:
+            raise ConfigError(f"Invalid TrainConfig: {'; '.join(refusals)}.")
+
     def build_loss(self) -> keras.losses.Loss:
         """The configured loss (always `from_logits=True`: the models output logits).
 
         Built by `keras_minent.losses.get`. `"ce"` is `MinEntLoss(entropy_weight=0)`,
         which equals `keras.losses.CategoricalCrossentropy` exactly and takes
-        integer labels; it ignores the regularizer's options. With
-        `paper_loss_settings` the paper's published weights and log bases are
-        used as they are (the weight and log-base options are ignored).
+        integer labels (the configuration refuses regularizer options with it).
+        With `paper_loss_settings` the paper's published weights and log bases
+        are used, except the regularizer weight when `reg_weight` is given.
         """
         common: dict[str, Any] = {"from_logits": True, "label_smoothing": self.label_smoothing}
         if self.loss == "ce":
@@ -225,7 +262,7 @@ class TrainConfig(DataOptions):
         if self.loss == "mix_ent":
             common["epsilon"] = self.epsilon
         if self.paper_loss_settings:
-            return losses_lib.get(self.loss, paper_settings=True, **common)
+            return losses_lib.get(self.loss, self.reg_weight, paper_settings=True, **common)
         return losses_lib.get(
             self.loss,
             self.reg_weight,
