@@ -16,10 +16,22 @@ from __future__ import annotations
 
 import importlib
 
-# Imported here (not lazily) because they register serializable classes.
-from keras_minent import calibration, losses, metrics, models
-from keras_minent.losses import PAPER_SETTINGS, MinEntLoss, MixEntLoss
-from keras_minent.models import spinal_vgg5, vgg5
+from keras_minent._plotting import MissingExtraError, backend_missing
+
+try:
+    import keras  # noqa: F401 - fails when KERAS_BACKEND's package is not installed
+except ImportError as _error:
+    # The command line (`keras_minent.cli`) still imports, and says in one line what
+    # to install; every other use raises the same MissingExtraError.
+    _BACKEND_ERROR: MissingExtraError | None = backend_missing(_error)
+    if _BACKEND_ERROR is None:
+        raise
+else:
+    _BACKEND_ERROR = None
+    # Imported here (not lazily) because they register serializable classes.
+    from keras_minent import calibration, losses, metrics, models
+    from keras_minent.losses import PAPER_SETTINGS, MinEntLoss, MixEntLoss
+    from keras_minent.models import spinal_vgg5, vgg5
 
 __version__ = "0.1.0"
 
@@ -46,6 +58,8 @@ _LAZY_MODULES = (
 
 
 def __getattr__(name: str):
+    if _BACKEND_ERROR is not None and not name.startswith("__"):
+        raise _BACKEND_ERROR
     if name in _LAZY_MODULES:
         return importlib.import_module(f"keras_minent.{name}")
     raise AttributeError(f"module 'keras_minent' has no attribute {name!r}")

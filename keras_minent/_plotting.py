@@ -1,4 +1,8 @@
-"""Figures without pyplot: the user's plotting backend is never touched.
+"""Optional parts, and figures without pyplot.
+
+`require` imports an optional dependency or raises `MissingExtraError` naming the
+`pip install "keras-minent[...]"` that fixes it (the command line prints that one
+line and exits with status 2); `backend_missing` does the same for Keras's backend.
 
 Every plot of the package is drawn on a `matplotlib.figure.Figure` made here and
 saved to a file; `pyplot` (and with it the process-wide backend) is not used, so a
@@ -40,6 +44,28 @@ def require(module: str, extra: str, purpose: str) -> Any:
             f"{purpose} need{'s' if not purpose.endswith('s') else ''} {module.split('.')[0]}, "
             f'which is not installed: pip install "keras-minent[{extra}]"'
         ) from e
+
+
+#: The extra that installs each Keras backend.
+BACKEND_EXTRAS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def backend_missing(error: ImportError) -> MissingExtraError | None:
+    """The `MissingExtraError` for an `import keras` that failed because Keras's
+    backend (`KERAS_BACKEND`, TensorFlow by default) is not installed; None if
+    `error` is something else."""
+    import os
+
+    root = (getattr(error, "name", None) or "").split(".")[0]
+    if root not in BACKEND_EXTRAS:
+        return None
+    chosen = os.environ.get("KERAS_BACKEND")
+    which = f"KERAS_BACKEND={chosen}" if chosen else "Keras's default backend"
+    others = " or ".join(f"KERAS_BACKEND={b}" for b in BACKEND_EXTRAS if b != root)
+    return MissingExtraError(
+        f"{which} needs {root}, which is not installed: "
+        f'pip install "keras-minent[{BACKEND_EXTRAS[root]}]" (or use {others})'
+    )
 
 
 def figure(width: float, height: float, **kwargs: Any):
