@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,8 +35,14 @@ import keras_tuner
 from keras_minent import losses as losses_lib
 from keras_minent import models
 from keras_minent.datasets import load_data
-from keras_minent.training.config import ConfigError, DataOptions, option
-from keras_minent.training.devices import distribution
+from keras_minent.training.config import (
+    PRECISIONS,
+    SYNTHETIC_NOTE,
+    ConfigError,
+    DataOptions,
+    option,
+)
+from keras_minent.training.devices import distribution, resolve_precision
 
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = {
@@ -50,7 +57,9 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
     Hyperparameters: `loss` (a choice among `losses`; fixed if only one) and
     `reg_weight` (log-uniform in `weight_range`, active for `min_ent` and
     `mix_ent`). The dtype policy is set inside `build`, because keras-tuner
-    calls `keras.backend.clear_session()` between trials, which resets it.
+    calls `keras.backend.clear_session()` between trials, which resets it;
+    `build` then puts back the global policy that was current when the
+    hypermodel was made, so a search leaves the user's policy as it was.
 
     Args:
         model_builder: Returns an uncompiled model with float32 logits;
@@ -58,7 +67,8 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         losses: The arms of the search, from `("ce", "min_ent", "mix_ent")`.
         weight_range: `(low, high)` of the regularizer weight, both > 0.
         learning_rate: Adam's learning rate.
-        precision: Dtype policy of every trial (e.g. `"mixed_bfloat16"`).
+        precision: Dtype policy of every trial (e.g. `"mixed_bfloat16"`), or
+            `"auto"` (resolved as the train command does).
         paper_bases: Use the paper's log bases and CE weights with the searched weight.
         name: Name of the hypermodel.
 
@@ -96,7 +106,8 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         self.losses = losses
         self.weight_range = (float(low), float(high))
         self.learning_rate = learning_rate
-        self.precision = precision
+        self.precision = resolve_precision(precision)
+        self._user_policy = keras.config.dtype_policy()
         self.paper_bases = paper_bases
 
     def build_loss(self, hp: keras_tuner.HyperParameters) -> keras.losses.Loss:
@@ -117,6 +128,12 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         keras.config.set_dtype_policy(self.precision)  # survives clear_session()
+        try:
+            return self._build_and_compile(hp)  # its layers keep the trial's policy
+        finally:
+            keras.config.set_dtype_policy(self._user_policy)
+
+    def _build_and_compile(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         model = self.model_builder()
         model.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate),
@@ -259,14 +276,20 @@ def trial_table(tuner: keras_tuner.Tuner) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["trial"])
 
 
-def plot_objective(rows: list[dict], objective: str, path: str) -> None:
-    """Objective against the regularizer weight (log axis), one series per loss, as PNG."""
-    import matplotlib
+def plot_objective(rows: list[dict], objective: str, path: str, note: str | None = None) -> None:
+    """Objective against the regularizer weight (log axis), one series per loss, as PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    `note` (e.g. the synthetic-data warning) goes under the title, as on the
+    training plots. Drawn on a `matplotlib.figure.Figure` (the process's
+    plotting backend is untouched).
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    Raises:
+        MissingExtraError: If matplotlib is not installed.
+    """
+    from keras_minent import _plotting
+
+    fig = _plotting.figure(6, 4.3)
+    ax = fig.subplots()
     for loss in sorted({r["loss"] for r in rows if r["loss"]}):
         pts = [
             (r["reg_weight"], r[objective])
@@ -274,19 +297,18 @@ def plot_objective(rows: list[dict], objective: str, path: str) -> None:
             if r["loss"] == loss and r[objective] is not None
         ]
         if loss == "ce":
-            for _, v in pts:
-                ax.axhline(v, color="gray", ls="--", label="cross entropy")
+            for i, (_, v) in enumerate(pts):
+                ax.axhline(v, color="gray", ls="--", label=None if i else "cross entropy")
             continue
         if pts:
             w, v = zip(*sorted(pts))
             ax.plot(w, v, "o-", label=loss)
     ax.set_xscale("log")
-    ax.set(xlabel="regularizer weight", ylabel=objective, title="search results")
+    ax.set(xlabel="regularizer weight", ylabel=objective)
+    ax.set_title(_plotting.wrap("search results" + (f"\n{note}" if note else "")), fontsize=9)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _plotting.save(fig, path)
 
 
 @dataclasses.dataclass
@@ -327,9 +349,10 @@ class TuneConfig(DataOptions):
     batch_size: int = option(100, "batch size", group="search")
     learning_rate: float = option(0.005, "Adam's learning rate", group="search")
     precision: str = option(
-        "float32",
-        "dtype policy of every trial",
-        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        "auto",
+        "dtype policy of every trial; auto: as for train (mixed_bfloat16 on GPUs with "
+        "compute capability >= 8.0, mixed_float16 on older GPUs, float32 on CPU)",
+        choices=PRECISIONS,
         group="run",
     )
     seed: int = option(0, "seed of the tuner and the data order", group="search")
@@ -372,6 +395,14 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
         SearchFailedError: If any trial failed (the table and keras-tuner's
             message are printed first).
     """
+    previous_policy = keras.config.dtype_policy()
+    try:
+        return _search(config, model_builder)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)  # the user's, after every trial
+
+
+def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None) -> dict:
     from keras_minent import datasets
 
     dist = distribution(config.distribute)  # before any other TensorFlow work
@@ -429,7 +460,11 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
         best = {**best_hp, objective: tuner.oracle.get_best_trials(1)[0].score}
         with open(os.path.join(out, "best_hyperparameters.json"), "w") as f:
             json.dump(best, f, indent=2)
-        plot_objective(rows, objective, os.path.join(out, "objective.png"))
+        note = SYNTHETIC_NOTE if config.synthetic else None
+        try:  # the results are written: a plot never loses them
+            plot_objective(rows, objective, os.path.join(out, "objective.png"), note)
+        except Exception as e:
+            warnings.warn(f"objective.png not written: {e}", RuntimeWarning, stacklevel=2)
     print(f"\n{'trial':<6} {'status':<10} {'loss':<8} {'reg_weight':>10} {objective:>18}")
     for r in rows:
         w = "" if r["reg_weight"] is None else f"{r['reg_weight']:.4g}"
