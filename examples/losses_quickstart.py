@@ -1,12 +1,21 @@
 """MinEntLoss / MixEntLoss in any Keras model: compile, fit, save, load.
 
-KERAS_BACKEND=jax python examples/losses_quickstart.py
+KERAS_BACKEND=jax python examples/losses_quickstart.py [--epochs 5] [--output-dir /tmp]
 """
+
+import argparse
+import os
 
 import keras
 import numpy as np
 
 import keras_minent
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int, default=5)
+parser.add_argument("--output-dir", default="/tmp")
+args = parser.parse_args()
+path = os.path.join(args.output_dir, "minent_quickstart.keras")
 
 rng = np.random.default_rng(0)
 x = rng.normal(size=(512, 20)).astype("float32")
@@ -23,9 +32,9 @@ model.compile(
     # or keras_minent.MixEntLoss(swapped_weight=0.1, from_logits=True)
     metrics=["accuracy"],
 )
-model.fit(x, y, epochs=5, batch_size=64, verbose=2)
-model.save("/tmp/minent_quickstart.keras")
-restored = keras.saving.load_model("/tmp/minent_quickstart.keras")  # no custom_objects
+model.fit(x, y, epochs=args.epochs, batch_size=64, verbose=2)
+model.save(path)
+restored = keras.saving.load_model(path)  # no custom_objects
 print(restored.loss)
 print(
     "entropy of predictions:",
