@@ -179,3 +179,58 @@ def test_a_run_without_matplotlib_completes_and_writes_results(tmp_path):
     assert "curves.png not written: Plots need matplotlib" in proc.stderr
     assert 'pip install "keras-minent[plots]"' in proc.stderr
     assert (out / "inference.keras").is_file() and (out / "best_calibrated.keras").is_file()
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf_saved_model export needs TensorFlow")
+def test_inference_model_exports_a_saved_model(tmp_path):
+    import tensorflow as tf
+
+    plain = keras_minent.models.inference_model(keras_minent.vgg5(augment=True))
+    plain.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "saved"))
+    x = images(4)
+    np.testing.assert_allclose(
+        served.serve(tf.constant(x)).numpy(), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.slow
+@requires_tf
+@pytest.mark.skipif(BACKEND != "jax", reason="the fresh venv has keras and jax only")
+def test_inference_keras_in_a_fresh_venv_with_keras_and_jax_only(run_dir, tmp_path):
+    """A venv without keras_minent (and without TensorFlow) loads inference.keras and
+    predicts exactly what best.keras predicts here (same keras and jax versions)."""
+    import jax
+
+    venv = tmp_path / "venv"
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        + [f"keras=={keras.__version__}", f"jax=={jax.__version__}"],
+        check=True,
+        timeout=600,
+    )
+    x = images()
+    np.save(tmp_path / "x.npy", x)
+    code = (
+        "import importlib.util, sys, keras, numpy as np\n"
+        "assert importlib.util.find_spec('keras_minent') is None\n"
+        "assert importlib.util.find_spec('tensorflow') is None\n"
+        f"m = keras.saving.load_model({str(run_dir / 'inference.keras')!r})\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, "
+        f"m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    proc = subprocess.run(
+        [python, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "KERAS_BACKEND": "jax"},
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = keras.saving.load_model(run_dir / "best.keras")
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), best.predict(x, verbose=0))
