@@ -50,6 +50,29 @@ def require(module: str, extra: str, purpose: str) -> Any:
 BACKEND_EXTRAS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
+#: The extra that installs each optional module the package imports where it is used.
+OPTIONAL_EXTRAS = {
+    "tensorflow": "tensorflow",
+    "tensorflow_datasets": "data",
+    "keras_tuner": "tuning",
+    "tensorboard": "tuning",
+    "sklearn": "tuning",
+    "scipy": "tuning",
+    "matplotlib": "plots",
+}
+
+
+def optional_missing(error: ImportError) -> MissingExtraError | None:
+    """The `MissingExtraError` for an import of an optional module (`OPTIONAL_EXTRAS`)
+    that failed because it is not installed; None for any other error."""
+    root = (getattr(error, "name", None) or "").split(".")[0]
+    if root not in OPTIONAL_EXTRAS:
+        return None
+    return MissingExtraError(
+        f'This needs {root}, which is not installed: pip install "keras-minent[{OPTIONAL_EXTRAS[root]}]"'
+    )
+
+
 def backend_missing(error: ImportError) -> MissingExtraError | None:
     """The `MissingExtraError` for an `import keras` that failed because Keras's
     backend (`KERAS_BACKEND`, TensorFlow by default) is not installed; None if

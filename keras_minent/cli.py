@@ -188,14 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     missing or corrupt data, a missing optional part, a lost peer, Ctrl-C) are one
     line on stderr with exit status 2 (75 for a lost peer, 130 for Ctrl-C); others
     keep their traceback."""
-    from keras_minent._plotting import MissingExtraError, backend_missing
+    from keras_minent._plotting import MissingExtraError, backend_missing, optional_missing
 
     try:
         try:
             import keras  # noqa: F401 - KERAS_BACKEND's package may be missing
         except ImportError as e:
             raise (backend_missing(e) or e) from e
-        return _main(argv)
+        try:
+            return _main(argv)
+        except ModuleNotFoundError as e:  # an optional part imported where it is used
+            raise (optional_missing(e) or e) from e
     except MissingExtraError as e:
         print(f"keras-minent: error: {e}", file=sys.stderr)
         return 2

@@ -94,3 +94,22 @@ def test_train_and_tune_take_the_same_precisions():
     # "auto" is resolved as train resolves it (float32 on a CPU).
     want = training.resolve_precision("auto")
     assert RegularizationHyperModel(precision="auto").precision == want
+
+
+def test_a_missing_optional_module_anywhere_is_one_line(monkeypatch, capsys):
+    def needs_tfds(config):
+        raise ModuleNotFoundError(
+            "No module named 'tensorflow_datasets'", name="tensorflow_datasets"
+        )
+
+    monkeypatch.setattr(training, "train", needs_tfds)
+    assert main(["train", "--synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "keras-minent[data]"' in err
+
+    def bug(config):
+        raise ModuleNotFoundError("No module named 'nonexistent'", name="nonexistent")
+
+    monkeypatch.setattr(training, "train", bug)
+    with pytest.raises(ModuleNotFoundError):  # not an optional part: the traceback stays
+        main(["train", "--synthetic"])

@@ -147,6 +147,10 @@ def build_model(config: TrainConfig, device: dict, synchronized_bn: bool = False
 
 
 def _tensorboard(out: str) -> list:
+    try:  # Keras's TensorBoard callback writes with tf.summary (imported in fit)
+        import tensorflow  # noqa: F401
+    except ImportError:  # JAX / PyTorch without TensorFlow: no TensorBoard logs
+        return []
     try:
         return [keras.callbacks.TensorBoard(os.path.join(out, "logs"))]
     except Exception:  # pragma: no cover - TensorBoard needs TensorFlow
