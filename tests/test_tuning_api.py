@@ -58,3 +58,31 @@ def test_objective_plot_carries_the_note(tmp_path, monkeypatch):
     ]
     tuning.plot_objective(rows, "val_accuracy", str(tmp_path / "o.png"), note="SYNTHETIC DATA")
     assert "SYNTHETIC DATA" in titles[-1]
+
+
+def test_search_restores_the_users_dtype_policy(tmp_path):
+    keras.config.set_dtype_policy("mixed_float16")  # the user's (conftest resets it)
+    config = tuning.TuneConfig(
+        synthetic=True,
+        synthetic_size=104,
+        trials=1,
+        epochs=1,
+        batch_size=52,
+        losses=("min_ent",),
+        precision="mixed_bfloat16",
+        verbose=0,
+        output_dir=str(tmp_path),
+    )
+
+    def builder():
+        inputs = keras.Input((28, 28, 1))
+        return keras.Model(
+            inputs,
+            keras.layers.Dense(26, dtype="float32")(
+                keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+            ),
+        )
+
+    result = tuning.search(config, model_builder=builder)
+    assert len(result["trials"]) == 1 and not result["failed"]
+    assert keras.config.dtype_policy().name == "mixed_float16"
