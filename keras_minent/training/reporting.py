@@ -15,7 +15,7 @@ import keras_minent
 from keras_minent import calibration
 from keras_minent.training.callbacks import RunState
 from keras_minent.training.config import OPTIMISTIC_NOTE, SYNTHETIC_NOTE, TrainConfig
-from keras_minent.training.files import write_json
+from keras_minent.training.files import save_model, write_json
 
 
 @dataclasses.dataclass
@@ -37,11 +37,16 @@ class FinishedRun:
     wall_seconds: float
     precision: str
     device: dict[str, Any]
+    data_record: dict[str, Any] | None = None  # provenance (`training.run.data_entry`)
 
 
-def note(config: TrainConfig) -> str | None:
-    """The warning every output of the run carries (synthetic data), or None."""
-    return SYNTHETIC_NOTE if config.synthetic else None
+def note(config: TrainConfig, data: dict | None = None) -> str | None:
+    """The warning every output of the run carries (synthetic or unverified data), or None."""
+    if config.synthetic:
+        return SYNTHETIC_NOTE
+    if data is not None and not data.get("verified"):
+        return f"UNVERIFIED DATA: {data.get('description') or data.get('source')}"
+    return None
 
 
 def report_run(run: FinishedRun) -> dict[str, Any]:
@@ -56,13 +61,14 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
     test_loss, test_acc = best.evaluate(
         datasets.evaluation_dataset(x_test, y_test, 1000), verbose=0, return_dict=False
     )[:2]
-    title = _title(config)
+    title = _title(config, run.data_record)
     cal = _calibration_report(best, val, test, out, title)
     hist = state.history
     epochs_run = len(state.epoch_times)
     train_time = float(sum(state.epoch_times))
     results = {
-        "note": note(config),
+        "note": note(config, run.data_record),
+        "data": run.data_record,
         "selection": (
             OPTIMISTIC_NOTE
             if config.selection == "test"
@@ -95,7 +101,7 @@ def _calibration_report(best, val, test, out: str, title: str) -> dict[str, floa
     """Test-set ECE and entropy (with plots), and temperature scaling fitted on validation."""
     test_logits = np.asarray(best.predict(test[0], batch_size=1000, verbose=0), np.float64)
     calibrated, report = calibration.calibrate(best, *val)
-    calibrated.save(os.path.join(out, "best_calibrated.keras"))
+    save_model(calibrated, os.path.join(out, "best_calibrated.keras"))
     t = report["temperature"]
     return {
         "test_ece": calibration.plot_reliability(
@@ -111,9 +117,9 @@ def _calibration_report(best, val, test, out: str, title: str) -> dict[str, floa
     }
 
 
-def _title(config: TrainConfig) -> str:
+def _title(config: TrainConfig, data: dict | None = None) -> str:
     title = f"{config.model} + {config.loss} (seed {config.seed})"
-    return f"{title}\n{note(config)}" if note(config) else title
+    return f"{title}\n{note(config, data)}" if note(config, data) else title
 
 
 def versions() -> dict[str, str]:
