@@ -102,6 +102,7 @@ BEST_NAME = "best.keras"
 COMMITTED_NAMES = (CHECKPOINT_NAME, BEST_NAME, "results.json", "best_calibrated.keras")
 _STATE_KEYS = ("epochs_done", "history", "best_epoch", "best_value", "epoch_times", "seed_states")
 _START_OVER = "Use another --output-dir, or delete this one to start over."
+_RESTORE = "Restore it, or use another --output-dir, or delete this one to start over."
 
 
 def _stamped(kind: str, epoch: int) -> str:
@@ -272,7 +273,7 @@ class RunState(keras.callbacks.Callback):
     def _missing(self, path: str) -> None:
         raise ResumeError(
             f"{path} is missing, but {self.state_path} says epoch {self.initial_epoch} is done "
-            f"with it: the run cannot continue without it. Restore the file, or {_START_OVER}"
+            f"with it: the run cannot continue without it. {_RESTORE}"
         )
 
     def on_train_begin(self, logs=None):
@@ -286,11 +287,11 @@ class RunState(keras.callbacks.Callback):
             optimizer.build(self.model.trainable_variables)
         corrupt = f"{path} is corrupt or truncated (not a Keras archive of this model)"
         if not zipfile.is_zipfile(path):
-            raise ResumeError(f"{corrupt}. Restore it, or {_START_OVER}")
+            raise ResumeError(f"{corrupt}. {_RESTORE}")
         try:
             self.model.load_weights(path)  # weights and optimizer state
         except Exception as e:
-            raise ResumeError(f"{corrupt}: {e}. Restore it, or {_START_OVER}") from e
+            raise ResumeError(f"{corrupt}: {e}. {_RESTORE}") from e
         expected = self._state.get("optimizer_iterations")
         if expected is not None and optimizer is not None:
             got = int(keras.ops.convert_to_numpy(optimizer.iterations))

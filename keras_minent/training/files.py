@@ -142,13 +142,13 @@ def save_model(model, path: str) -> None:
     atomic_save(path, model.save)
 
 
-def read_json_file(path: str, what: str, fix: str) -> Any:
-    """The JSON in `path`, or a `ResumeError` naming the file, what it is and `fix`."""
+def read_json_file(path: str, what: str, fix: str, error: type = ResumeError) -> Any:
+    """The JSON in `path`, or an `error` naming the file, what it is and `fix`."""
     try:
         with open(path) as f:
             return json.load(f)
     except (ValueError, UnicodeDecodeError) as e:
-        raise ResumeError(f"{path} ({what}) is corrupt ({e}). {fix}") from e
+        raise error(f"{path} ({what}) is corrupt ({e}). {fix}") from e
 
 
 def _jsonable(x):
