@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_minent import datasets
 from keras_minent.cli import main
 from keras_minent.datasets import idx
 from keras_minent.testing import BACKEND
@@ -39,6 +40,7 @@ def _tiny_fit(out, epochs, extra_callbacks=(), lr=0.05):
         keras.optimizers.Adam(lr),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        run_eagerly=True,  # a tiny model: tracing would cost more than it saves
     )
     rule = PaperLearningRateRule(lr, "val_accuracy", seed=3)
     state = RunState(str(out), "val_accuracy", rule, config={"c": 1}, data={"fingerprint": "f"})
@@ -274,9 +276,11 @@ def test_case3_unverified_data_is_recorded_and_other_data_refused(tmp_path, caps
         b, {"train": idx.synthetic_letters(104, 5), "test": idx.synthetic_letters(17, 2)}
     )
     out = tmp_path / "run"
+    # Prepared from a's files earlier; the run names no --idx-dir (issue 13, item 6).
+    datasets.provenance(tmp_path / "d", idx_dir=a, download=False)
     common = ["--batch-size", "52", "--verbose", "0", "--epochs", "1", "--no-download"]
     argv = ["train", *common, "--output-dir", str(out), "--data-dir", str(tmp_path / "d")]
-    assert main([*argv, "--idx-dir", str(a)]) == 0
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "UNVERIFIED DATA" in printed
     data = json.loads((out / "results.json").read_text())["data"]
@@ -351,3 +355,30 @@ def test_atomic_writes_replace_links_and_leave_no_temp_files(tmp_path):
         files_lib.atomic_save(str(tmp_path / "big.keras"), fail)
     assert sorted(os.listdir(tmp_path)) == ["outside", "results.json"]
     assert BACKEND  # the module runs on every backend
+
+
+def test_case9_links_at_old_temporary_names_are_not_followed(tmp_path):
+    """The old code wrote through `checkpoint.tmp.keras` / `best.keras.tmp.keras` links."""
+    out = tmp_path / "r"
+    out.mkdir()
+    target = tmp_path / "outside"
+    target.write_text("precious")
+    for name in ("checkpoint.tmp.keras", "best.tmp.keras", f"checkpoint.{os.getpid()}.tmp.keras"):
+        os.symlink(target, out / name)
+    _tiny_fit(out, 1)
+    assert target.read_text() == "precious"
+    assert (out / "checkpoint.keras").is_file() and not (out / "checkpoint.keras").is_symlink()
+
+
+@pytest.mark.slow
+def test_case10_file_size_limit_is_one_line_and_leaves_no_temp_file(tmp_path):
+    """A full disk, simulated by `ulimit -f` (20 MB; a checkpoint is 44 MB)."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "keras_minent", "train", *SMALL, "--epochs", "1"]
+    script = f"ulimit -f 20000; exec {' '.join(cmd)} --output-dir {out}"
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("keras-minent: error: cannot write") and "file too large" in last
+    assert not [n for n in os.listdir(out) if ".tmp" in n]
+    assert not (out / "state.json").exists()
