@@ -382,3 +382,20 @@ def test_case10_file_size_limit_is_one_line_and_leaves_no_temp_file(tmp_path):
     assert last.startswith("keras-minent: error: cannot write") and "file too large" in last
     assert not [n for n in os.listdir(out) if ".tmp" in n]
     assert not (out / "state.json").exists()
+
+
+def test_case10_empty_splits_and_non_integer_labels_are_refused(tmp_path, capsys):
+    from keras_minent.datasets.selection import _check_labels
+
+    images = np.zeros((3, 28, 28, 1), np.uint8)
+    _check_labels("fit", images, np.array([0.0, 1.0, 25.0]), {})  # whole floats: fine
+    with pytest.raises(idx.EmnistDataError, match="not whole numbers"):
+        _check_labels("fit", images, np.array([0.0, 1.5, 2.0]), {})
+    with pytest.raises(idx.EmnistDataError, match="0..25"):
+        _check_labels("fit", images, np.array([0, 1, 26]), {})
+    x, y = idx.synthetic_letters(104, 1)
+    a = tmp_path / "a"
+    idx.write_official_files(a, {"train": (x[:0], y[:0]), "test": idx.synthetic_letters(17, 2)})
+    argv = ["train", "--idx-dir", a, "--data-dir", tmp_path / "d", "--no-download"]
+    assert main([*map(str, argv), "--output-dir", str(tmp_path / "o"), "--verbose", "0"]) == 2
+    assert "has 0 labels for 0 images" in capsys.readouterr().err
