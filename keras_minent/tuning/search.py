@@ -324,7 +324,7 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
     best = None
     if done:
         best_hp = tuner.get_best_hyperparameters(1)[0].values
-        best = {**best_hp, objective: tuner.oracle.get_best_trials(1)[0].score}
+        best = {**best_hp, objective: float(tuner.oracle.get_best_trials(1)[0].score)}
         write_json(os.path.join(out, "best_hyperparameters.json"), best)
         plot_objective(rows, objective, os.path.join(out, "objective.png"))
     print(f"\n{'trial':<6} {'status':<10} {'loss':<8} {'reg_weight':>10} {objective:>18}")
