@@ -379,7 +379,7 @@ def test_case10_file_size_limit_is_one_line_and_leaves_no_temp_file(tmp_path):
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("keras-minent: error: cannot write") and "file too large" in last
+    assert last.startswith("keras-minent: error: cannot use") and "file too large" in last
     assert not [n for n in os.listdir(out) if ".tmp" in n]
     assert not (out / "state.json").exists()
 

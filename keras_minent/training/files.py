@@ -60,10 +60,10 @@ def output_errors(what: str = "the run") -> Iterator[None]:
     except OSError as e:
         if e.errno not in OUTPUT_ERRNOS:
             raise
-        where = e.filename or "an output file"
+        where = e.filename or "a file"
         raise OutputError(
-            f"cannot write {where} for {what}: {OUTPUT_ERRNOS[e.errno]}. "
-            "Free space, fix the permissions or choose another --output-dir."
+            f"cannot use {where} (run in {what}): {OUTPUT_ERRNOS[e.errno]}. "
+            "Free space, fix the permissions, or choose another --output-dir."
         ) from e
 
 
