@@ -213,6 +213,7 @@ def _main(argv: list[str] | None) -> int:
     from keras_minent.datasets.idx import EmnistDataError
     from keras_minent.distribute import EXIT_PEER_LOST, PeerLostError
     from keras_minent.training import ConfigError, TrainConfig, reproduce, train, train_seeds
+    from keras_minent.training.files import RunError
 
     try:
         if args.command == "tune":
@@ -234,7 +235,7 @@ def _main(argv: list[str] | None) -> int:
             sys.stderr.flush()
             os._exit(EXIT_PEER_LOST)
         return EXIT_PEER_LOST
-    except (ConfigError, EmnistDataError) as e:
+    except (ConfigError, EmnistDataError, RunError) as e:
         print(f"keras-minent: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

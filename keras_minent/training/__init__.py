@@ -4,7 +4,10 @@
 paper's table. Every run writes to its output directory:
 
 * `checkpoint.keras` + `state.json` after every epoch: a run started again
-  with the same directory continues from the last finished epoch;
+  with the same directory continues from the last finished epoch
+  (`state.json` is the commit point: it names the epoch-stamped checkpoint it
+  goes with and records the configuration and the data's fingerprint, so a
+  resume that does not match is refused);
 * `best.keras`: the model of the selected epoch (loads after `import keras_minent`);
 * `results.json`, `curves.png` and TensorBoard logs (`logs/`).
 
@@ -37,6 +40,7 @@ from keras_minent.training.config import (
     TrainConfig,
 )
 from keras_minent.training.devices import accelerator, resolve_precision
+from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError, RunError
 from keras_minent.training.reporting import (
     plot_curves,
     print_summary,
@@ -54,6 +58,10 @@ __all__ = [
     "SYNTHETIC_NOTE",
     "ConfigError",
     "DataOptions",
+    "NonFiniteLossError",
+    "OutputError",
+    "ResumeError",
+    "RunError",
     "PaperLearningRateRule",
     "RunState",
     "TrainConfig",

@@ -1,17 +1,25 @@
-"""The callbacks of a run: the paper's learning-rate rule and the run state."""
+"""The callbacks of a run: the paper's learning-rate rule and the run state (commit points)."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
 import time
+import zipfile
 
 import keras
 import numpy as np
 
-from keras_minent.training.files import save_model, write_json
+from keras_minent.training.files import (
+    NonFiniteLossError,
+    ResumeError,
+    publish,
+    read_json_file,
+    remove,
+    save_model,
+    write_json,
+)
 
 
 class PaperLearningRateRule(keras.callbacks.Callback):
@@ -86,18 +94,81 @@ def set_seed_states(model: keras.Model, states: list[list[int]]) -> None:
         v.assign(np.asarray(value, dtype=keras.backend.standardize_dtype(v.dtype)))
 
 
-class RunState(keras.callbacks.Callback):
-    """Backs up a run after every epoch and restores it when `fit` begins again.
+STATE_NAME = "state.json"
+CHECKPOINT_NAME = "checkpoint.keras"
+BEST_NAME = "best.keras"
+#: Files that exist only once a run committed an epoch: without `state.json` they
+#: mean a run's state was lost, and the run refuses to start over them.
+COMMITTED_NAMES = (CHECKPOINT_NAME, BEST_NAME, "results.json", "best_calibrated.keras")
+_STATE_KEYS = ("epochs_done", "history", "best_epoch", "best_value", "epoch_times", "seed_states")
+_START_OVER = "Use another --output-dir, or delete this one to start over."
+_RESTORE = "Restore it, or use another --output-dir, or delete this one to start over."
 
-    After every epoch it writes `checkpoint.keras` (weights and optimizer),
-    `best.keras` (when the monitored metric improved) and `state.json` (the
-    finished epochs' history, the best epoch so far, the random states of
-    the model's layers and the learning-rate rule's state). Like
-    `keras.callbacks.BackupAndRestore`, it restores all of this in
-    `on_train_begin` into the new (built and compiled) model, so that a
-    restarted run continues exactly where the last finished epoch left it.
-    The state is read when the callback is made: `initial_epoch` is the
-    number of finished epochs, for the data pipeline and `fit`.
+
+def _stamped(kind: str, epoch: int) -> str:
+    return f"{kind}-{epoch}.keras"
+
+
+def _is_stamped(name: str) -> bool:
+    for kind in ("checkpoint", "best"):
+        if name.startswith(kind + "-") and name.endswith(".keras"):
+            return name[len(kind) + 1 : -len(".keras")].isdigit()
+    return False
+
+
+def read_state(output_dir: str) -> dict | None:
+    """The run state in `output_dir` (None for a fresh directory), checked for its fields.
+
+    Raises:
+        ResumeError: If `state.json` is corrupt or incomplete, or if it is
+            missing while files of a committed epoch are there.
+    """
+    path = os.path.join(output_dir, STATE_NAME)
+    if not os.path.lexists(path):
+        there = [n for n in COMMITTED_NAMES if os.path.lexists(os.path.join(output_dir, n))]
+        if there:
+            raise ResumeError(
+                f"{path} is missing but {output_dir} holds {', '.join(there)} of an earlier "
+                f"run: the run cannot continue without its state and will not overwrite them. "
+                f"{_START_OVER}"
+            )
+        return None
+    state = read_json_file(path, "the run's state", _START_OVER)
+    missing = [k for k in _STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ResumeError(f"{path} lacks {missing}: it is not a run's state. {_START_OVER}")
+    if not isinstance(state["epochs_done"], int) or state["epochs_done"] < 0:
+        raise ResumeError(f"{path} has an invalid epochs_done. {_START_OVER}")
+    return state
+
+
+def _finite(logs: dict) -> str | None:
+    for key in ("loss", "val_loss"):
+        if key in logs and not math.isfinite(float(logs[key])):
+            return key
+    return None
+
+
+class RunState(keras.callbacks.Callback):
+    """Commits a run after every epoch and restores it when `fit` begins again.
+
+    After every epoch it writes, in this order: `checkpoint-<N>.keras`
+    (weights and optimizer), `best-<N>.keras` (when the monitored metric
+    improved), then `state.json`, the **commit point**: it names those files
+    and holds the finished epochs' history, the best epoch, the optimizer's
+    iteration count, the random states of the model's layers, the
+    learning-rate rule's state, the run's configuration and its data
+    fingerprint. Only then are `checkpoint.keras` and `best.keras` made
+    copies (hard links) of the files it names, and the previous epoch's
+    files removed. A kill at any instant leaves the last committed epoch
+    complete; files of an uncommitted epoch are removed on restart.
+
+    Like `keras.callbacks.BackupAndRestore` it restores the state in
+    `on_train_begin` into the new (built and compiled) model, after checking
+    that the checkpoint is readable and holds the committed number of
+    optimizer steps. `initial_epoch` is the number of finished epochs, for
+    the data pipeline and `fit`. An epoch whose training or validation loss
+    is not finite raises `NonFiniteLossError` before anything is written.
 
     Args:
         output_dir: The run's directory.
@@ -106,6 +177,12 @@ class RunState(keras.callbacks.Callback):
         writes: False on non-chief workers: they read the chief's state.
         collective_saves: Multi-process JAX: saving is a collective, so the
             processes that do not write save too, into a scratch directory.
+        config: The run's result-defining configuration, stored in the state.
+        data: The data's provenance (`fingerprint`, ...); a state recorded
+            on another fingerprint is refused.
+
+    Raises:
+        ResumeError: If the directory's files do not agree (see `read_state`).
     """
 
     def __init__(
@@ -115,6 +192,8 @@ class RunState(keras.callbacks.Callback):
         lr_rule: PaperLearningRateRule | None,
         writes: bool = True,
         collective_saves: bool = False,
+        config: dict | None = None,
+        data: dict | None = None,
     ):
         super().__init__()
         self.dir = output_dir
@@ -122,27 +201,45 @@ class RunState(keras.callbacks.Callback):
         self.collective_saves = collective_saves
         self.monitor = monitor
         self.lr_rule = lr_rule
+        self.config = config
+        self.data = data
         self.history: dict[str, list[float]] = {}
         self.best_epoch = -1
         self.best_value = -math.inf
         self.epoch_times: list[float] = []
         self.initial_epoch = 0
+        self._state: dict = {}
         self._seed_states: list | None = None
         self._t0 = 0.0
-        if os.path.isfile(self.state_path):
-            self._read_state()
+        state = read_state(output_dir)
+        if state is not None:
+            self._restore_state(state)
+        if writes:
+            os.makedirs(output_dir, exist_ok=True)
+            self._tidy()
 
     @property
     def state_path(self) -> str:
-        return os.path.join(self.dir, "state.json")
+        return os.path.join(self.dir, STATE_NAME)
 
     @property
     def checkpoint_path(self) -> str:
-        return os.path.join(self.dir, "checkpoint.keras")
+        """The committed checkpoint (the stamped file `state.json` names)."""
+        name = self._state.get("checkpoint", CHECKPOINT_NAME)
+        return os.path.join(self.dir, name)
 
-    def _read_state(self) -> None:
-        with open(self.state_path) as f:
-            state = json.load(f)
+    def _restore_state(self, state: dict) -> None:
+        data_now = (self.data or {}).get("fingerprint")
+        data_then = (state.get("data") or {}).get("fingerprint")
+        if data_now and data_then and data_now != data_then:
+            raise ResumeError(
+                f"{self.state_path} was trained on other data (fingerprint {data_then[:12]}..., "
+                f"{state['data'].get('source')} from {state['data'].get('location')}); the data "
+                f"now is {data_now[:12]}... ({self.data.get('source')} from "
+                f"{self.data.get('location')}). Resume with the run's data, or use another "
+                "--output-dir."
+            )
+        self._state = state
         self.history = state["history"]
         self.best_epoch, self.best_value = state["best_epoch"], state["best_value"]
         self.epoch_times = state["epoch_times"]
@@ -151,13 +248,59 @@ class RunState(keras.callbacks.Callback):
             self.lr_rule.set_state(state["lr_rule"])
         self.initial_epoch = int(state["epochs_done"])
 
+    def _tidy(self) -> None:
+        """Removes an uncommitted epoch's files; republishes the committed ones."""
+        keep = {self._state.get("checkpoint"), self._state.get("best")}
+        for name in os.listdir(self.dir):
+            leftover = name.startswith(".") and ".tmp" in name  # a killed write
+            if leftover or (_is_stamped(name) and name not in keep):
+                remove(os.path.join(self.dir, name))
+        if not self.initial_epoch:
+            return
+        for name, stable in (
+            (self._state.get("checkpoint"), CHECKPOINT_NAME),
+            (self._state.get("best"), BEST_NAME),
+        ):
+            if name is None:
+                continue  # a state written before stamped files: the stable names are it
+            source = os.path.join(self.dir, name)
+            if not os.path.isfile(source):
+                self._missing(source)
+            target = os.path.join(self.dir, stable)
+            if not (os.path.isfile(target) and os.path.samefile(source, target)):
+                publish(source, target)
+
+    def _missing(self, path: str) -> None:
+        raise ResumeError(
+            f"{path} is missing, but {self.state_path} says epoch {self.initial_epoch} is done "
+            f"with it: the run cannot continue without it. {_RESTORE}"
+        )
+
     def on_train_begin(self, logs=None):
         if not self.initial_epoch:
             return
+        path = self.checkpoint_path
+        if not os.path.isfile(path):
+            self._missing(path)
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(self.checkpoint_path)  # weights and optimizer state
+        corrupt = f"{path} is corrupt or truncated (not a Keras archive of this model)"
+        if not zipfile.is_zipfile(path):
+            raise ResumeError(f"{corrupt}. {_RESTORE}")
+        try:
+            self.model.load_weights(path)  # weights and optimizer state
+        except Exception as e:
+            raise ResumeError(f"{corrupt}: {e}. {_RESTORE}") from e
+        expected = self._state.get("optimizer_iterations")
+        if expected is not None and optimizer is not None:
+            got = int(keras.ops.convert_to_numpy(optimizer.iterations))
+            if got != int(expected):
+                raise ResumeError(
+                    f"{path} holds {got} optimizer steps but {self.state_path} says epoch "
+                    f"{self.initial_epoch} ended after {expected}: the files are of different "
+                    f"epochs. {_START_OVER}"
+                )
         set_seed_states(self.model, self._seed_states)
         self.model._initial_epoch = self.initial_epoch  # as BackupAndRestore does
 
@@ -165,8 +308,18 @@ class RunState(keras.callbacks.Callback):
         self._t0 = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        bad = _finite(logs)
+        if bad is not None:
+            self.model.stop_training = True
+            last = f"epoch {epoch} stays committed" if epoch else "no epoch was committed"
+            raise NonFiniteLossError(
+                f"The {'training' if bad == 'loss' else 'validation'} loss of epoch {epoch + 1} "
+                f"is {logs[bad]} (not finite); {last}. Try a lower --learning-rate, check the "
+                "labels (class ids in 0..25) and the loss settings."
+            )
         self.epoch_times.append(time.perf_counter() - self._t0)
-        for key, value in (logs or {}).items():
+        for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         value = float(logs[self.monitor])
         improved = value > self.best_value
@@ -179,18 +332,36 @@ class RunState(keras.callbacks.Callback):
                         self.model.save(os.path.join(scratch, name))
                     get_seed_states(self.model)
             return
+        self._commit(epoch + 1, improved)
+
+    def _commit(self, done: int, improved: bool) -> None:
+        old = dict(self._state)
+        checkpoint = _stamped("checkpoint", done)
+        best = _stamped("best", done) if improved else old.get("best")
         if improved:
-            save_model(self.model, os.path.join(self.dir, "best.keras"))
-        save_model(self.model, self.checkpoint_path)
-        write_json(
-            self.state_path,
-            {
-                "epochs_done": epoch + 1,
-                "history": self.history,
-                "best_epoch": self.best_epoch,
-                "best_value": self.best_value,
-                "epoch_times": self.epoch_times,
-                "seed_states": get_seed_states(self.model),
-                "lr_rule": self.lr_rule.get_state() if self.lr_rule else None,
-            },
-        )
+            save_model(self.model, os.path.join(self.dir, best))
+        save_model(self.model, os.path.join(self.dir, checkpoint))
+        optimizer = self.model.optimizer
+        self._state = {
+            "format": 2,
+            "epochs_done": done,
+            "checkpoint": checkpoint,
+            "best": best,
+            "optimizer_iterations": int(keras.ops.convert_to_numpy(optimizer.iterations))
+            if optimizer is not None
+            else None,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "epoch_times": self.epoch_times,
+            "seed_states": get_seed_states(self.model),
+            "lr_rule": self.lr_rule.get_state() if self.lr_rule else None,
+            "config": self.config,
+            "data": self.data,
+        }
+        write_json(self.state_path, self._state)  # the commit point
+        publish(os.path.join(self.dir, checkpoint), os.path.join(self.dir, CHECKPOINT_NAME))
+        if improved:
+            publish(os.path.join(self.dir, best), os.path.join(self.dir, BEST_NAME))
+        for name in {old.get("checkpoint"), old.get("best")} - {checkpoint, best, None}:
+            remove(os.path.join(self.dir, name))

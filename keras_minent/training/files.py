@@ -1,30 +1,130 @@
-"""Atomic writes: a reader (or a restarted run) never sees a half-written file."""
+"""Output files: atomic writes that never follow a link, and one-line file-system errors.
+
+Every file of a run is written under a fresh temporary name in its directory
+(created with `O_CREAT | O_EXCL`, so a planted file or link there is never
+written through), then renamed over the final name with `os.replace`, which
+replaces a link at the final name instead of following it. The temporary
+file is removed if anything fails.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
-from collections.abc import Callable
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 
+class RunError(Exception):
+    """A run stopped for a reason the command line reports in one line (exit status 2)."""
+
+
+class ResumeError(RunError):
+    """An output directory whose files do not agree (or do not belong to this run)."""
+
+
+class NonFiniteLossError(RunError):
+    """Training produced a non-finite loss; the last good epoch stays committed."""
+
+
+class OutputError(RunError):
+    """An output file could not be written (permission, not a directory, no space)."""
+
+
+#: File-system errors reported in one line (exit status 2) instead of a traceback.
+OUTPUT_ERRNOS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a path component is not a directory",
+    errno.EEXIST: "a file is in the way",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EFBIG: "file too large (file size limit)",
+    errno.EISDIR: "is a directory",
+}
+
+
+@contextlib.contextmanager
+def output_errors(what: str = "the run") -> Iterator[None]:
+    """Turns the file-system errors of `OUTPUT_ERRNOS` into an `OutputError`."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in OUTPUT_ERRNOS:
+            raise
+        where = e.filename or "a file"
+        raise OutputError(
+            f"cannot use {where} (run in {what}): {OUTPUT_ERRNOS[e.errno]}. "
+            "Free space, fix the permissions, or choose another --output-dir."
+        ) from e
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def _temp_path(path: str) -> str:
+    """A fresh empty file beside `path` (`O_EXCL`), with `path`'s extension."""
+    directory, name = os.path.split(os.path.abspath(path))
+    root, ext = os.path.splitext(name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{root}.", suffix=f".tmp{ext}", dir=directory)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
+    finally:
+        os.close(fd)
+    return tmp
+
+
 def atomic_save(path: str, write: Callable[[str], Any]) -> None:
     """Calls `write(temp_path)`, then renames the temporary file to `path`.
 
-    The temporary file is `<name>.<pid>.tmp<ext>` beside `path`: unique per
-    process (several workers may share a directory) and with `path`'s
-    extension (`model.save` needs `.keras`).
+    The temporary file is a fresh, uniquely named file beside `path` (several
+    workers may share a directory) with `path`'s extension (`model.save`
+    needs `.keras`). A link at `path` is replaced, never followed.
     """
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.{os.getpid()}.tmp{ext}"
+    tmp = _temp_path(path)
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.remove(tmp)
+
+
+def publish(source: str, path: str) -> None:
+    """Makes `path` a copy of the file `source` (a hard link where possible), atomically."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        try:
+            os.link(source, tmp)  # fails if tmp exists: never writes through a link
+        except OSError:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+
+
+def remove(path: str) -> None:
+    """Removes a file if it is there (a link is removed, not its target)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def write_json(path: str, payload: Any) -> None:
@@ -40,6 +140,15 @@ def write_json(path: str, payload: Any) -> None:
 def save_model(model, path: str) -> None:
     """`model.save(path)`, atomically."""
     atomic_save(path, model.save)
+
+
+def read_json_file(path: str, what: str, fix: str, error: type = ResumeError) -> Any:
+    """The JSON in `path`, or an `error` naming the file, what it is and `fix`."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise error(f"{path} ({what}) is corrupt ({e}). {fix}") from e
 
 
 def _jsonable(x):

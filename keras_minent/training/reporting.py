@@ -16,7 +16,7 @@ import keras_minent
 from keras_minent import _plotting, calibration, models
 from keras_minent.training.callbacks import RunState
 from keras_minent.training.config import OPTIMISTIC_NOTE, SYNTHETIC_NOTE, TrainConfig
-from keras_minent.training.files import write_json
+from keras_minent.training.files import save_model, write_json
 
 
 @dataclasses.dataclass
@@ -38,11 +38,16 @@ class FinishedRun:
     wall_seconds: float
     precision: str
     device: dict[str, Any]
+    data_record: dict[str, Any] | None = None  # provenance (`training.run.data_entry`)
 
 
-def note(config: TrainConfig) -> str | None:
-    """The warning every output of the run carries (synthetic data), or None."""
-    return SYNTHETIC_NOTE if config.synthetic else None
+def note(config: TrainConfig, data: dict | None = None) -> str | None:
+    """The warning every output of the run carries (synthetic or unverified data), or None."""
+    if config.synthetic:
+        return SYNTHETIC_NOTE
+    if data is not None and not data.get("verified"):
+        return f"UNVERIFIED DATA: {data.get('description') or data.get('source')}"
+    return None
 
 
 def report_run(run: FinishedRun) -> dict[str, Any]:
@@ -55,18 +60,19 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
     x_val, _ = val = run.data["val"]
     x_test, y_test = test = run.data["test"]
     best = keras.saving.load_model(os.path.join(out, "best.keras"))
-    models.inference_model(best).save(os.path.join(out, "inference.keras"))
+    save_model(models.inference_model(best), os.path.join(out, "inference.keras"))
     test_loss, test_acc = best.evaluate(
         datasets.evaluation_dataset(x_test, y_test, 1000), verbose=0, return_dict=False
     )[:2]
-    title = _title(config)
+    title = _title(config, run.data_record)
     test_logits = np.asarray(best.predict(x_test, batch_size=1000, verbose=0), np.float64)
     cal = _calibration_report(best, test_logits, val, test, out)
     hist = state.history
     epochs_run = len(state.epoch_times)
     train_time = float(sum(state.epoch_times))
     results = {
-        "note": note(config),
+        "note": note(config, run.data_record),
+        "data": run.data_record,
         "selection": (
             OPTIMISTIC_NOTE
             if config.selection == "test"
@@ -128,7 +134,7 @@ def _plot_safely(name: str, plot, *args, **kwargs) -> None:
 def _calibration_report(best, test_logits, val, test, out: str) -> dict[str, float]:
     """Test-set ECE and entropy, and temperature scaling fitted on validation."""
     calibrated, report = calibration.calibrate(best, *val)
-    calibrated.save(os.path.join(out, "best_calibrated.keras"))
+    save_model(calibrated, os.path.join(out, "best_calibrated.keras"))
     t = report["temperature"]
     z = test_logits - test_logits.max(-1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
@@ -142,9 +148,9 @@ def _calibration_report(best, test_logits, val, test, out: str) -> dict[str, flo
     }
 
 
-def _title(config: TrainConfig) -> str:
+def _title(config: TrainConfig, data: dict | None = None) -> str:
     title = f"{config.model} + {config.loss} (seed {config.seed})"
-    return f"{title}\n{note(config)}" if note(config) else title
+    return f"{title}\n{note(config, data)}" if note(config, data) else title
 
 
 def versions() -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Any
@@ -11,14 +10,34 @@ from typing import Any
 import keras
 
 from keras_minent import datasets
+from keras_minent.datasets import records
+from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
 from keras_minent.training import reporting
-from keras_minent.training.callbacks import PaperLearningRateRule, RunState
+from keras_minent.training.callbacks import PaperLearningRateRule, RunState, read_state
 from keras_minent.training.config import MODELS, PAPER_RESULTS, ConfigError, TrainConfig
 from keras_minent.training.devices import accelerator, distribution, resolve_precision
-from keras_minent.training.files import write_json
+from keras_minent.training.files import OutputError, output_errors, read_json_file, write_json
 
-#: Options that may change when a run is continued (they do not change its results).
+#: Files a run writes: a link planted at one of these names is refused.
+OUTPUT_NAMES = (
+    "config.json",
+    "state.json",
+    "checkpoint.keras",
+    "best.keras",
+    "best_calibrated.keras",
+    "inference.keras",
+    "results.json",
+    "curves.png",
+    "reliability.png",
+    "entropy_histogram.png",
+    "seeds.json",
+    "reproduce.json",
+)
+
+#: Options that may change when a run is continued (they do not change its results:
+#: the data's directories may move, the data's fingerprint is checked instead;
+#: `epochs` may grow, never below the finished epochs).
 RESUMABLE_CHANGES = frozenset(
     {
         "verbose",
@@ -46,19 +65,38 @@ def train(config: TrainConfig) -> dict[str, Any]:
     Raises:
         ConfigError: If an existing output directory holds a different
             configuration, or the distribution is misconfigured.
+        ResumeError: If the output directory's files do not agree with each
+            other or with this run (its data, its configuration).
+        NonFiniteLossError: If an epoch's loss is not finite (the last good
+            epoch stays committed).
+        OutputError: If the outputs cannot be written (permission, space, ...).
         EmnistDataError: If the data cannot be found or is corrupt.
     """
+    with output_errors(config.output_dir):
+        return _train(config)
+
+
+def _train(config: TrainConfig) -> dict[str, Any]:
     _claim_output_dir(config)
     dist = distribution(config.distribute)  # before any other TensorFlow work
     device = accelerator()
     precision = resolve_precision(config.precision, device)
     keras.config.set_dtype_policy(precision)
-    data = _load_data_chief_first(config, dist)
+    data, record = _load_data_chief_first(config, dist)
+    provenance = data_entry(record, data)
     monitor = "val_accuracy"
     lr_rule = None
     if config.lr_rule == "paper":
         lr_rule = PaperLearningRateRule(config.learning_rate, monitor, seed=config.seed)
-    state = RunState(config.output_dir, monitor, lr_rule, dist.is_chief, dist.collective_saves)
+    state = RunState(
+        config.output_dir,
+        monitor,
+        lr_rule,
+        dist.is_chief,
+        dist.collective_saves,
+        config=dataclasses.asdict(config),
+        data=provenance,
+    )
     _check_same_start(dist, state.initial_epoch, config.output_dir)
     if state.initial_epoch:
         print(f"Resuming {config.output_dir} after epoch {state.initial_epoch}.")
@@ -68,8 +106,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     callbacks = [cb for cb in (lr_rule, state) if cb is not None]
     if dist.is_chief:
         callbacks += _tensorboard(config.output_dir)
-    if reporting.note(config):
-        print(f"*** {reporting.note(config)} ***")
+    if reporting.note(config, provenance):
+        print(f"*** {reporting.note(config, provenance)} ***")
     t0 = time.perf_counter()
     if state.initial_epoch < config.epochs:
         with dist.peer_errors():
@@ -80,39 +118,78 @@ def train(config: TrainConfig) -> dict[str, Any]:
         return {"history": state.history, "chief": False}
     dist.local_only()  # the chief evaluates alone
     return reporting.report_run(
-        reporting.FinishedRun(config, state, data, wall, precision, device)
+        reporting.FinishedRun(config, state, data, wall, precision, device, provenance)
     )
 
 
+def data_entry(record: dict, data: dict) -> dict[str, Any]:
+    """The `data` entry of `state.json` and `results.json`: where the data came from."""
+    return {
+        "source": record.get("source"),
+        "verified": bool(record.get("verified")),
+        "location": record.get("location"),
+        "description": records.describe(record),
+        "fingerprint": record.get("fingerprint"),
+        "arrays_sha256": record.get("arrays_sha256"),
+        "num_examples": {role: int(len(y)) for role, (_, y) in data.items()},
+    }
+
+
 def _claim_output_dir(config: TrainConfig) -> None:
-    """Writes `config.json`, refusing a directory that holds another configuration."""
+    """Writes `config.json`, refusing a directory that holds another run.
+
+    The configuration is compared with `config.json` and with the copy in
+    `state.json` (so a deleted `config.json` changes nothing); `epochs` may
+    not be lower than the epochs already finished.
+    """
     out = config.output_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OutputError(f"--output-dir {out} is a file, not a directory.")
     os.makedirs(out, exist_ok=True)
+    links = [n for n in OUTPUT_NAMES if os.path.islink(os.path.join(out, n))]
+    if links:
+        raise OutputError(
+            f"{out} holds links at {', '.join(links)}: a run writes only files it made "
+            "and never follows a link. Remove them, or use another --output-dir."
+        )
     path = os.path.join(out, "config.json")
     config_dict = dataclasses.asdict(config)
+    fix = "Use another --output-dir, or delete it to start over."
+    state = read_state(out)
+    stored = []
     if os.path.isfile(path):
-        with open(path) as f:
-            old = json.load(f)
+        stored.append((path, read_json_file(path, "the run's configuration", fix)))
+    if state is not None and state.get("config") is not None:
+        stored.append((os.path.join(out, "state.json"), state["config"]))
+    for where, old in stored:
+        if not isinstance(old, dict):
+            raise ConfigError(f"{where} holds no configuration. {fix}")
         diff = {
             k for k in config_dict if k not in RESUMABLE_CHANGES and old.get(k) != config_dict[k]
         }
         if diff:
+            changes = ", ".join(f"{k}: {old.get(k)!r} -> {config_dict[k]!r}" for k in sorted(diff))
             raise ConfigError(
-                f"{out} holds a run with a different configuration ({sorted(diff)}). "
-                "Use another --output-dir, or delete it to start over."
+                f"{out} holds a run with a different configuration ({where}: {changes}). {fix}"
             )
+    done = state["epochs_done"] if state is not None else 0
+    if config.epochs < done:
+        raise ConfigError(
+            f"{out} holds a run with {done} finished epochs; --epochs {config.epochs} is fewer. "
+            f"Pass --epochs {done} (or more) to report or continue it."
+        )
     write_json(path, config_dict)
 
 
-def _load_data_chief_first(config: TrainConfig, dist) -> dict:
+def _load_data_chief_first(config: TrainConfig, dist) -> tuple[dict, dict]:
     """The run's arrays. Processes may share the data and output directories:
     the chief prepares (downloads, converts, generates) the data first."""
     if dist.is_chief:
-        data = datasets.load_data(config, config.selection)
+        loaded = load_data_with_record(config, config.selection)
     dist.barrier()
     if not dist.is_chief:
-        data = datasets.load_data(config, config.selection)
-    return data
+        loaded = load_data_with_record(config, config.selection)
+    return loaded
 
 
 def _check_same_start(dist, initial_epoch: int, out: str) -> None:
