@@ -184,6 +184,14 @@ class FeatureSlice(layers.Layer):
         return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
+def _dropout_seed(seed: int | None, k: int) -> int | None:
+    """The seed of the model's k-th Dropout layer. Seeded dropout keeps its random
+    state in a variable (saved by `RunState`) on every backend; unseeded dropout
+    on PyTorch draws from torch's global generator, which a resumed run cannot
+    restore (its second epoch then differs from an uninterrupted run's)."""
+    return None if seed is None else seed + 100 + k
+
+
 def _stem(inputs, augment: bool, seed: int | None):
     x = inputs
     if augment:
@@ -246,7 +254,7 @@ def vgg5(
         augment: Whether to put the recipe's training augmentation (see
             `augmentation`) at the input; it is active only in training.
         softmax: If True, output probabilities (float32) instead of logits.
-        seed: Seed of the augmentation.
+        seed: Seed of the augmentation and dropout layers.
         synchronized_bn: Synchronize BatchNorm statistics across replicas
             (TensorFlow distribution strategies; see `keras_minent.distribute`).
         name: Name of the model.
@@ -267,11 +275,11 @@ def vgg5(
     bn = {**_BN, "synchronized": synchronized_bn}
     inputs = keras.Input(tuple(input_shape), name="image")
     x = _features(_stem(inputs, augment, seed), bn)
-    x = layers.Dropout(dropout, name="head_dropout1")(x)
+    x = layers.Dropout(dropout, seed=_dropout_seed(seed, 1), name="head_dropout1")(x)
     x = _torch_dense(512, x.shape[-1], "head_dense")(x)
     x = layers.BatchNormalization(**bn, name="head_bn")(x)
     x = layers.ReLU(name="head_relu")(x)
-    x = layers.Dropout(dropout, name="head_dropout2")(x)
+    x = layers.Dropout(dropout, seed=_dropout_seed(seed, 2), name="head_dropout2")(x)
     logits = _torch_dense(num_classes, 512, "logits", dtype="float32")(x)
     return keras.Model(inputs, _output(logits, softmax), name=name)
 
@@ -302,7 +310,7 @@ def spinal_vgg5(
         spinal_width: Units of each spinal layer.
         augment: Whether to include the training augmentation.
         softmax: If True, output probabilities instead of logits.
-        seed: Seed of the augmentation.
+        seed: Seed of the augmentation and dropout layers.
         synchronized_bn: Synchronize BatchNorm statistics across replicas.
         name: Name of the model.
 
@@ -328,7 +336,7 @@ def spinal_vgg5(
     part_b = FeatureSlice(half, None, name="half_b")(features)
 
     def spinal(x, i):
-        x = layers.Dropout(dropout, name=f"spinal{i}_dropout")(x)
+        x = layers.Dropout(dropout, seed=_dropout_seed(seed, i), name=f"spinal{i}_dropout")(x)
         x = _torch_dense(spinal_width, x.shape[-1], f"spinal{i}_dense")(x)
         x = layers.BatchNormalization(**bn, name=f"spinal{i}_bn")(x)
         return layers.ReLU(name=f"spinal{i}_relu")(x)
@@ -338,7 +346,7 @@ def spinal_vgg5(
     x3 = spinal(layers.Concatenate(name="spinal3_in")([part_a, x2]), 3)
     x4 = spinal(layers.Concatenate(name="spinal4_in")([part_b, x3]), 4)
     x = layers.Concatenate(name="spinal_out")([x1, x2, x3, x4])
-    x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = layers.Dropout(dropout, seed=_dropout_seed(seed, 5), name="head_dropout")(x)
     logits = _torch_dense(num_classes, x.shape[-1], "logits", dtype="float32")(x)
     return keras.Model(inputs, _output(logits, softmax), name=name)
 

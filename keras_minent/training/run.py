@@ -51,7 +51,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     _claim_output_dir(config)
     dist = distribution(config.distribute)  # before any other TensorFlow work
     device = accelerator()
-    precision = resolve_precision(config.precision, device)
+    precision = resolve_precision(config.precision, device, config.batch_size)
     keras.config.set_dtype_policy(precision)
     data = _load_data_chief_first(config, dist)
     monitor = "val_accuracy"
@@ -147,9 +147,14 @@ def build_model(config: TrainConfig, device: dict, synchronized_bn: bool = False
 
 
 def _tensorboard(out: str) -> list:
+    """Keras's TensorBoard callback, or none where TensorFlow is not installed
+    (it writes through `tf.summary` on every backend; the JAX and PyTorch
+    installs of this package do not need TensorFlow)."""
     try:
+        import tensorflow  # noqa: F401
+
         return [keras.callbacks.TensorBoard(os.path.join(out, "logs"))]
-    except Exception:  # pragma: no cover - TensorBoard needs TensorFlow
+    except Exception:
         return []
 
 
