@@ -104,6 +104,9 @@ for backend in sys.argv[2:]:
     )
     assert whole["versions"]["backend"] == backend, whole["versions"]
     assert "tensorflow" not in whole["versions"], whole["versions"]
+    assert whole["precision_choice"] == {
+        "requested": "auto", "policy": "float32", "reason": "auto on a CPU: float32"
+    }, whole["precision_choice"]
     h1, h2 = whole["history"], resumed["history"]
     assert sorted(h1) == sorted(h2) and all(len(v) == 2 for v in h1.values()), (h1, h2)
     worst = max(
