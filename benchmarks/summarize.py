@@ -32,7 +32,7 @@ def main(argv=None) -> None:
     )
     print(" | ".join(head))
     for r in train:
-        what = f"{r['backend']} {r.get('loss', r.get('form', ''))}"
+        what = r.get("implementation") or f"{r['backend']} {r.get('loss', r.get('form', ''))}"
         ips = r["images_per_s"]
         tflops = r.get("tflops")
         cells = (
@@ -48,6 +48,29 @@ def main(argv=None) -> None:
             f"{100 * tflops / peak:.1f}" if tflops and peak else "-",
         )
         print(" | ".join(str(c) for c in cells))
+    runs = [r for r in rows if "epoch_images_per_s" in r]
+    if runs:
+        print("\n## The train command: whole epochs (validation, checkpoint, metrics) vs steps")
+        keys = (
+            ("backend", "backend"),
+            ("precision", "precision"),
+            ("batch", "batch"),
+            ("fit images", "fit_images"),
+            ("epoch s", "epoch_s"),
+            ("epoch img/s", "epoch_images_per_s"),
+            ("step-only img/s", "step_images_per_s"),
+            ("epoch/steps", "whole_epoch_vs_steps"),
+            ("outside steps", "outside_steps"),
+            ("200 epochs (min)", "recipe_200_epochs_min"),
+        )
+        print(" | ".join(k for k, _ in keys))
+        for r in runs:
+            print(" | ".join(str(r.get(f, "-")) for _, f in keys))
+            print(f"  (precision: {r.get('precision_reason')})")
+        if "paper" in peer:
+            for r in runs:
+                ratio = r["epoch_images_per_s"] / peer["paper"]
+                print(f"  {r['backend']} whole epoch vs paper-style PyTorch steps: {ratio:.2f}x")
     losses = [r for r in rows if "vs_ce" in r]
     if losses:
         print("\nloss forward+backward vs cross entropy:")

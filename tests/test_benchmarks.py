@@ -93,13 +93,67 @@ def test_input_pipeline(tmp_path):
 
 def test_gpu_suite_script_runs_tiny_on_cpu(tmp_path):
     if os.environ.get("KERAS_MINENT_FULL_SUITE_TEST") != "1":
-        pytest.skip("the whole suite takes ~4 min on 2 CPUs; set KERAS_MINENT_FULL_SUITE_TEST=1")
+        pytest.skip("the whole suite takes ~5 min on 2 CPUs; set KERAS_MINENT_FULL_SUITE_TEST=1")
     proc = subprocess.run(
         ["bash", "benchmarks/gpu_suite.sh"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=1200,
-        env={**os.environ, "TINY": "1", "OUT": str(tmp_path)},
+        env={**os.environ, "SUITE_SMOKE": "1", "OUT": str(tmp_path)},
     )
-    assert "GPU suite summary" in proc.stdout, proc.stdout[-3000:]
+    out = proc.stdout
+    assert "GPU suite summary" in out and "!! failed" not in out, out[-3000:]
+    assert "whole epochs (validation, checkpoint, metrics) vs steps" in out, out[-3000:]
+
+
+def test_train_command_benchmark_smoke(tmp_path):
+    """The GPU suite's main row: the real train command, timed per epoch, vs its steps."""
+    j = tmp_path / "r.jsonl"
+    run(
+        [
+            "benchmarks/train_command.py",
+            "--size",
+            "260",
+            "--batch-size",
+            "52",
+            "--epochs",
+            "3",
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--json",
+            str(j),
+        ],  # fmt: skip
+        {"KERAS_BACKEND": "jax"},
+    )
+    (row,) = [json.loads(x) for x in j.read_text().splitlines()]
+    assert 230 < row["fit_images"] < 260 and row["epochs"] == 3 and row["precision"] == "float32"
+    assert row["epoch_images_per_s"] > 0 and row["step_images_per_s"] > 0
+    assert row["recipe_200_epochs_min"] == round(200 * row["epoch_s"] / 60, 2)
+    out = run(["benchmarks/summarize.py", str(j)])
+    assert "whole epochs (validation, checkpoint, metrics) vs steps" in out
+
+
+def test_torch_backend_benchmark_smoke(tmp_path):
+    j = tmp_path / "r.jsonl"
+    run(
+        [
+            "benchmarks/torch_backend.py",
+            "--batch",
+            "4",
+            "--steps",
+            "2",
+            "--rounds",
+            "1",
+            "--configs",
+            "train command (aug, metrics, eager)",
+            "train command, Keras's per-image augmentation",
+            "--json",
+            str(j),
+        ],  # fmt: skip
+        {"KERAS_BACKEND": "torch"},
+    )
+    rows = [json.loads(x) for x in j.read_text().splitlines()]
+    assert len(rows) == 3 and rows[0]["vs_peer"] == 1.0
+    batched, per_image = rows[1]["aten_ops_per_step"], rows[2]["aten_ops_per_step"]
+    assert batched < per_image, (batched, per_image)

@@ -42,17 +42,55 @@ def accelerator() -> dict[str, Any]:
     return {"kind": "cpu", "name": platform.processor() or platform.machine(), "capability": None}
 
 
-def resolve_precision(precision: str, device: dict | None = None) -> str:
-    """`"auto"`: mixed_bfloat16 on GPUs with compute capability >= 8.0,
-    mixed_float16 (with loss scaling) on older GPUs, float32 on CPU."""
+#: The smallest batch at which `--precision auto` trains a GPU in mixed precision.
+#: Measured (benchmarks/RESULTS.md, section 1: H200, JAX backend, VGG-5, 2026-11-26):
+#: at the recipe's batch of 100, mixed_bfloat16 was not faster than float32 (29-45k
+#: against 40-48k images/s; mixed_float16 26-30k), because a 100-image step is bound by
+#: kernel launches and the casts add kernels; at batch 1000 mixed_bfloat16 ran at 200k
+#: images/s (25% of the bf16 matmul peak). Below this batch `auto` keeps float32.
+MIXED_PRECISION_MIN_BATCH = 1000
+
+
+def precision_choice(
+    precision: str, device: dict | None = None, batch_size: int | None = None
+) -> dict[str, str]:
+    """The dtype policy a run trains with, and why (`results.json`'s `precision_choice`).
+
+    `"auto"` gives float32 on a CPU, and float32 on a GPU at batches below
+    `MIXED_PRECISION_MIN_BATCH` (where the GPU benchmark measured no gain from
+    mixed precision); at larger batches (or an unknown batch, `None`),
+    mixed_bfloat16 on GPUs with compute capability >= 8.0 and mixed_float16 (with
+    loss scaling) on older GPUs. Any other value is taken as given.
+
+    Returns:
+        `{"requested", "policy", "reason"}`.
+    """
     if precision != "auto":
-        return precision
+        return {"requested": precision, "policy": precision, "reason": "requested"}
     device = device or accelerator()
     if device["kind"] != "gpu":
-        return "float32"
-    cap = device.get("capability")
-    major = int(str(cap).split(".")[0]) if cap else 0
-    return "mixed_bfloat16" if major >= 8 else "mixed_float16"
+        policy, reason = "float32", "auto on a CPU: float32"
+    elif batch_size is not None and batch_size < MIXED_PRECISION_MIN_BATCH:
+        policy = "float32"
+        reason = (
+            f"auto on a GPU at batch {batch_size} < {MIXED_PRECISION_MIN_BATCH}: float32, "
+            "since mixed_bfloat16 was not faster than float32 at batch 100 "
+            "(H200, benchmarks/RESULTS.md section 1)"
+        )
+    else:
+        cap = device.get("capability")
+        major = int(str(cap).split(".")[0]) if cap else 0
+        policy = "mixed_bfloat16" if major >= 8 else "mixed_float16"
+        at = "an unknown batch" if batch_size is None else f"batch {batch_size}"
+        reason = f"auto on a GPU of compute capability {cap} at {at}: {policy}"
+    return {"requested": precision, "policy": policy, "reason": reason}
+
+
+def resolve_precision(
+    precision: str, device: dict | None = None, batch_size: int | None = None
+) -> str:
+    """The dtype policy of `precision_choice` (its rule is documented there)."""
+    return precision_choice(precision, device, batch_size)["policy"]
 
 
 def distribution(mode: str):

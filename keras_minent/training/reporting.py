@@ -16,6 +16,7 @@ import keras_minent
 from keras_minent import _plotting, calibration, models
 from keras_minent.training.callbacks import RunState
 from keras_minent.training.config import OPTIMISTIC_NOTE, SYNTHETIC_NOTE, TrainConfig
+from keras_minent.training.devices import precision_choice
 from keras_minent.training.files import save_model, write_json
 
 
@@ -89,6 +90,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         "images_per_second": epochs_run * len(x_fit) / train_time if train_time else None,
         "num_examples": {"fit": len(x_fit), "val": len(x_val), "test": len(x_test)},
         "precision": run.precision,
+        "precision_choice": precision_choice(config.precision, run.device, config.batch_size),
         "device": run.device,
         "versions": versions(),
         "config": dataclasses.asdict(config),

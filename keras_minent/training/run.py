@@ -80,7 +80,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     _claim_output_dir(config)
     dist = distribution(config.distribute)  # before any other TensorFlow work
     device = accelerator()
-    precision = resolve_precision(config.precision, device)
+    precision = resolve_precision(config.precision, device, config.batch_size)
     keras.config.set_dtype_policy(precision)
     data, record = _load_data_chief_first(config, dist)
     provenance = data_entry(record, data)
@@ -224,13 +224,14 @@ def build_model(config: TrainConfig, device: dict, synchronized_bn: bool = False
 
 
 def _tensorboard(out: str) -> list:
-    try:  # Keras's TensorBoard callback writes with tf.summary (imported in fit)
-        import tensorflow  # noqa: F401
-    except ImportError:  # JAX / PyTorch without TensorFlow: no TensorBoard logs
-        return []
+    """Keras's TensorBoard callback, or none where TensorFlow is not installed
+    (it writes through `tf.summary` on every backend; the JAX and PyTorch
+    installs of this package do not need TensorFlow)."""
     try:
+        import tensorflow  # noqa: F401
+
         return [keras.callbacks.TensorBoard(os.path.join(out, "logs"))]
-    except Exception:  # pragma: no cover - TensorBoard needs TensorFlow
+    except Exception:
         return []
 
 
