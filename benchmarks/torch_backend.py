@@ -28,7 +28,7 @@ from common import emit, machine  # noqa: E402
 from torch_peer import vgg5_torch  # noqa: E402
 
 import keras_minent  # noqa: E402
-from keras_minent import models  # noqa: E402
+from keras_minent import _augmentation  # noqa: E402
 from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy  # noqa: E402
 
 #: name: (augment (True, False or "keras"), metrics of the train command, jit_compile)
@@ -58,7 +58,7 @@ def build(augment: bool, metrics: bool, jit: bool) -> keras.Model:
 
 def time_epoch(model, x, y, batch) -> float:
     # "keras": Keras's own torch image ops (one image at a time), as before issue 15.
-    models.BATCHED_TORCH_AUGMENTATION = getattr(model, "_augment_kind", True) != "keras"
+    _augmentation.BATCHED_TORCH_AUGMENTATION = getattr(model, "_augment_kind", True) != "keras"
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
     if torch.cuda.is_available():
@@ -92,7 +92,7 @@ def profile_step(model, x, y, batch, top: int = 0) -> int:
     """Profiles two training steps; prints the top operators; returns operators per step."""
     from torch.profiler import ProfilerActivity, profile
 
-    models.BATCHED_TORCH_AUGMENTATION = getattr(model, "_augment_kind", True) != "keras"
+    _augmentation.BATCHED_TORCH_AUGMENTATION = getattr(model, "_augment_kind", True) != "keras"
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     with profile(activities=acts) as prof:
         model.fit(x[: 2 * batch], y[: 2 * batch], batch_size=batch, epochs=1, verbose=0)

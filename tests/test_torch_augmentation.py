@@ -1,7 +1,7 @@
 """The recipe's augmentation runs batched on the PyTorch backend (issue 15).
 
 Keras's torch image ops transform one image at a time (about 70 operations per
-image); `keras_minent.models._torch_projective` does the same map for the whole
+image); `keras_minent._augmentation._torch_projective` does the same map for the whole
 batch. Both must give the same images.
 """
 
@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_minent import models
+from keras_minent import _augmentation, models
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "torch", reason="the batched path exists on torch only"
@@ -53,6 +53,6 @@ def test_augmentation_in_a_model_uses_few_operations(monkeypatch):
         return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
 
     batched = count()
-    monkeypatch.setattr(models, "BATCHED_TORCH_AUGMENTATION", False)
+    monkeypatch.setattr(_augmentation, "BATCHED_TORCH_AUGMENTATION", False)
     per_image = count()
     assert batched * 10 < per_image, (batched, per_image)
