@@ -14,7 +14,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-EXTRA_HINT = 'pip install "keras-minent[plots]"'
+from keras_minent._atomic import atomic_save
 
 
 class MissingExtraError(ImportError):
@@ -100,9 +100,9 @@ def figure(width: float, height: float, **kwargs: Any):
 
 
 def save(fig, path: str) -> None:
-    """Saves `fig` as a PNG (Agg canvas of the figure itself)."""
+    """Saves `fig` as a PNG (Agg canvas of the figure itself), atomically (`_atomic`)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def wrap(text: str, width: int = 60) -> str:

@@ -125,10 +125,20 @@ def options_to_config(cls: type, args: argparse.Namespace) -> Any:
     return cls(**values)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def _seeds_option(group) -> None:
     group.add_argument(
         "--seeds",
-        type=int,
+        type=_positive_int,
         default=1,
         help="run this many seeds (seed, seed+1, ...) and report mean/std/95%% CI (default: 1)",
     )

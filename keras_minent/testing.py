@@ -1,4 +1,4 @@
-"""Helpers shared by the tests and the benchmarks (needs pytest; not needed to use the package).
+"""Helpers shared by the tests and the benchmarks (not needed to use the package).
 
 `gradient` differentiates on whichever backend Keras runs; `run_python` runs code in
 a fresh interpreter, the way a user's new process would see the package.
@@ -13,7 +13,11 @@ import sys
 
 import keras
 import numpy as np
-import pytest
+
+try:  # the helpers work without pytest; only `requires_tf` needs it
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None
 
 BACKEND = keras.backend.backend()
 
@@ -21,7 +25,11 @@ BACKEND = keras.backend.backend()
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 
 #: Skips a test where TensorFlow is not installed.
-requires_tf = pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow installed (tf.data)")
+requires_tf = (
+    pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow installed (tf.data)")
+    if pytest is not None
+    else None
+)
 
 
 def gradient(fn, x: np.ndarray) -> np.ndarray:

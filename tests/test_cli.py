@@ -22,6 +22,10 @@ REFUSED = [
     ({"loss": "mix_ent", "paper_loss_settings": True, "ce_log_base": 3.0}, "--ce-log-base"),
     ({"synthetic_size": 104}, "--synthetic-size applies only with --synthetic"),
     ({"synthetic": True, "idx_dir": "EMNIST/raw"}, "would ignore --idx-dir"),
+    # Invalid values are refused before any data is loaded (one line, exit 2).
+    ({"dropout": 1.0}, "dropout must be in"),
+    ({"seed": -1}, "seed must be >= 0"),
+    ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
 ]
 
 
@@ -35,6 +39,13 @@ def test_refused_combination_on_the_command_line(capsys):
     assert main(["train", "--loss", "ce", "--reg-weight", "0.3", "--synthetic"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ignores --reg-weight" in err
+
+
+@pytest.mark.parametrize("command", ["train", "reproduce"])
+def test_seeds_must_be_at_least_one(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--seeds", "0", "--synthetic"])
+    assert e.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err
 
 
 def test_accepted_combinations_mean_what_they_say():

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_minent import datasets
+from keras_minent import _atomic, datasets
 from keras_minent.cli import main
 from keras_minent.datasets import idx
 from keras_minent.testing import BACKEND
@@ -88,7 +88,8 @@ def count_file_ops(monkeypatch):
         return op
 
     overrides = {name: wrap(name, getattr(os, name)) for name in ("replace", "link", "remove")}
-    monkeypatch.setattr(files_lib, "os", _Proxy(os, overrides))
+    for module in (files_lib, _atomic):  # the run's files and the shared atomic writes
+        monkeypatch.setattr(module, "os", _Proxy(os, overrides))
     return counter
 
 

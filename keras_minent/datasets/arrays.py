@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from keras_minent._atomic import atomic_save
 from keras_minent.datasets import download as download_lib
 from keras_minent.datasets import idx
 from keras_minent.datasets import records as prov
@@ -160,11 +160,10 @@ def acquire(data_dir: str, idx_dir=None, download: bool = True) -> tuple[dict, d
 
 
 def _save_npz(path: str, arrays: dict) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".emnist.", suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
             np.savez(
                 f,
                 train_images=arrays["train"][0],
@@ -172,10 +171,8 @@ def _save_npz(path: str, arrays: dict) -> None:
                 test_images=arrays["test"][0],
                 test_labels=arrays["test"][1],
             )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_save(path, write)
 
 
 def _load_npz(path: str) -> dict:

@@ -38,9 +38,10 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 
 import numpy as np
+
+from keras_minent._atomic import atomic_save
 
 logger = logging.getLogger(__name__)
 
@@ -107,17 +108,14 @@ def make_record(arrays: dict, source: dict) -> dict:
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
     """Writes JSON under a temporary name, then renames it into place."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".provenance.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True)
             f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_save(path, write)
 
 
 def read_record(path: str | os.PathLike) -> dict | None:

@@ -84,6 +84,14 @@ class EmnistLettersOfficial(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         arrays = self._load_arrays(dl_manager)
+        for split in idx.SPLITS:  # tfds would fail later with an assertion of its own
+            images, labels = arrays[split]
+            if len(labels) == 0:
+                where = getattr(dl_manager, "_manual_dir", None) or "the downloaded archive"
+                raise idx.EmnistDataError(
+                    f"The {split} split of {where} has 0 labels for {len(images)} images: "
+                    "a run needs at least one example in each split."
+                )
         return {split: self._generate_examples(*arrays[split]) for split in idx.SPLITS}
 
     def _generate_examples(self, images, labels):

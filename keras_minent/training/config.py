@@ -80,7 +80,11 @@ class DataOptions:
         "runs/emnist_letters", "where checkpoints and results go", group="run"
     )
     data_dir: str | None = option(
-        None, "tensorflow-datasets data directory", group="data", type=str
+        None,
+        "where prepared data are cached (default: $KERAS_MINENT_DATA or "
+        "~/keras_minent_datasets; on TensorFlow with tfds installed: tfds's data directory)",
+        group="data",
+        type=str,
     )
     idx_dir: str | None = option(
         None,
@@ -202,7 +206,12 @@ class TrainConfig(DataOptions):
             ),
             (int(self.epochs) >= 1, "epochs must be >= 1"),
             (int(self.batch_size) >= 1, "batch_size must be >= 1"),
-            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (
+                math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                "learning_rate must be a finite number > 0",
+            ),
+            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
+            (int(self.seed) >= 0, "seed must be >= 0"),
             (self.synthetic_size >= 52, "synthetic_size must be >= 52"),
         ]
         for ok, message in checks:

@@ -97,12 +97,14 @@ def distribution(mode: str):
     """The `keras_minent.distribute.TrainingCluster` of `mode` (before other TensorFlow work).
 
     Raises:
-        ConfigError: For an unknown mode, an unsupported backend, or a
-            multi-worker cluster not described in the environment.
+        ConfigError: For an unknown mode, an unsupported backend, a
+            multi-worker cluster not described in the environment, or a Keras
+            whose TensorFlow trainer the distributed modes cannot correct.
     """
+    from keras_minent._keras_tf_trainer_fix import UnsupportedKerasError
     from keras_minent.distribute import TrainingCluster
 
     try:
         return TrainingCluster.create(mode)
-    except ValueError as e:
+    except (ValueError, UnsupportedKerasError) as e:
         raise ConfigError(str(e)) from e

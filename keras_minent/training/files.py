@@ -14,12 +14,13 @@ import errno
 import json
 import os
 import shutil
-import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+
+from keras_minent._atomic import atomic_save  # noqa: F401 - public here too
 
 
 class RunError(Exception):
@@ -65,43 +66,6 @@ def output_errors(what: str = "the run") -> Iterator[None]:
             f"cannot use {where} (run in {what}): {OUTPUT_ERRNOS[e.errno]}. "
             "Free space, fix the permissions, or choose another --output-dir."
         ) from e
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def _temp_path(path: str) -> str:
-    """A fresh empty file beside `path` (`O_EXCL`), with `path`'s extension."""
-    directory, name = os.path.split(os.path.abspath(path))
-    root, ext = os.path.splitext(name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{root}.", suffix=f".tmp{ext}", dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
-    finally:
-        os.close(fd)
-    return tmp
-
-
-def atomic_save(path: str, write: Callable[[str], Any]) -> None:
-    """Calls `write(temp_path)`, then renames the temporary file to `path`.
-
-    The temporary file is a fresh, uniquely named file beside `path` (several
-    workers may share a directory) with `path`'s extension (`model.save`
-    needs `.keras`). A link at `path` is replaced, never followed.
-    """
-    tmp = _temp_path(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
 
 
 def publish(source: str, path: str) -> None:

@@ -72,8 +72,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
         OutputError: If the outputs cannot be written (permission, space, ...).
         EmnistDataError: If the data cannot be found or is corrupt.
     """
-    with output_errors(config.output_dir):
-        return _train(config)
+    previous_policy = keras.config.dtype_policy()
+    try:
+        with output_errors(config.output_dir):
+            return _train(config)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)  # the user's, as before the run
 
 
 def _train(config: TrainConfig) -> dict[str, Any]:
@@ -273,7 +277,12 @@ def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
     Returns:
         Per-seed results and the summary of their test accuracies (also in
         `seeds.json` in the output directory).
+
+    Raises:
+        ConfigError: If `num_seeds` < 1.
     """
+    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+        raise ConfigError(f"num_seeds must be an integer >= 1, got {num_seeds!r}.")
     runs = []
     for k in range(num_seeds):
         seed = config.seed + k

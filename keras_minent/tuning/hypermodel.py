@@ -44,6 +44,8 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
             `"auto"` (resolved as the train command does).
         paper_bases: Use the paper's log bases and CE weights with the searched weight.
         name: Name of the hypermodel.
+        batch_size: The batch size the trials train with; only used to
+            resolve `precision="auto"` (as the train command does).
 
     Raises:
         ConfigError: On an unknown loss or an invalid range.
@@ -63,6 +65,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         precision: str = "float32",
         paper_bases: bool = False,
         name: str = "regularization",
+        batch_size: int | None = None,
     ):
         super().__init__(name=name)
         losses = tuple(losses)
@@ -79,7 +82,7 @@ class RegularizationHyperModel(keras_tuner.HyperModel):
         self.losses = losses
         self.weight_range = (float(low), float(high))
         self.learning_rate = learning_rate
-        self.precision = resolve_precision(precision)
+        self.precision = resolve_precision(precision, batch_size=batch_size)
         self._user_policy = keras.config.dtype_policy()
         self.paper_bases = paper_bases
         self.trial_seed: int | None = None  # set by make_tuner's tuners per trial

@@ -23,7 +23,7 @@ from keras_minent.training.config import (
     DataOptions,
     option,
 )
-from keras_minent.training.devices import distribution, resolve_precision
+from keras_minent.training.devices import distribution
 from keras_minent.training.files import ResumeError, read_json_file, write_json
 from keras_minent.tuning.hypermodel import RegularizationHyperModel
 from keras_minent.tuning.oracle import OBJECTIVES, TUNERS, make_tuner
@@ -296,7 +296,8 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         losses=config.losses,
         weight_range=(config.weight_min, config.weight_max),
         learning_rate=config.learning_rate,
-        precision=resolve_precision(config.precision, batch_size=config.batch_size),
+        precision=config.precision,
+        batch_size=config.batch_size,
     )
     try:
         tuner = make_tuner(
