@@ -54,6 +54,12 @@ def _log_softmax64(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
 
+def entropies(logits: np.ndarray) -> np.ndarray:
+    """Predictive entropy (nats, float64) of each row of `logits`."""
+    log_p = _log_softmax64(logits)
+    return -(np.exp(log_p) * log_p).sum(-1)
+
+
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of integer `labels` under `softmax(logits / T)`."""
     log_p = _log_softmax64(np.asarray(logits, np.float64) / temperature)
@@ -200,14 +206,14 @@ def plot_entropy_histogram(logits, path: str, title: str = "") -> float:
     Raises:
         MissingExtraError: If matplotlib is not installed.
     """
-    log_p = _log_softmax64(logits)
-    h = -(np.exp(log_p) * log_p).sum(-1)
+    h = entropies(logits)
+    num_classes = np.shape(logits)[-1]
     fig = _plotting.figure(6, 4)
     ax = fig.subplots()
     ax.hist(h, bins=50, log=True)
     ax.set(xlabel="predictive entropy (nats)", ylabel="examples")
     ax.set_title(
-        _plotting.wrap(f"{title}\nmean {h.mean():.4f} nats (max {math.log(log_p.shape[-1]):.2f})"),
+        _plotting.wrap(f"{title}\nmean {h.mean():.4f} nats (max {math.log(num_classes):.2f})"),
         fontsize=9,
     )
     _plotting.save(fig, path)

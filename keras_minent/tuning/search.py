@@ -24,7 +24,7 @@ from keras_minent.training.config import (
     option,
 )
 from keras_minent.training.devices import distribution
-from keras_minent.training.files import ResumeError, read_json_file, write_json
+from keras_minent.training.files import ResumeError, output_errors, read_json_file, write_json
 from keras_minent.tuning.hypermodel import RegularizationHyperModel
 from keras_minent.tuning.oracle import OBJECTIVES, TUNERS, make_tuner
 
@@ -259,7 +259,8 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
     """
     previous_policy = keras.config.dtype_policy()
     try:
-        return _search(config, model_builder)
+        with output_errors(config.output_dir):  # permission, space, ...: one line
+            return _search(config, model_builder)
     finally:
         keras.config.set_dtype_policy(previous_policy)  # the user's, after every trial
 
