@@ -146,6 +146,14 @@ def test_seed_summary():
     assert s["ci95_low"] == pytest.approx(0.96 - 4.302653 * 0.01 / np.sqrt(3), rel=1e-5)
 
 
+def test_t_quantile_without_scipy():
+    from keras_minent.training.reporting import t_quantile_975
+
+    # Published t(0.975, df) values beyond the table (df > 30), within 1e-4.
+    for df, q in ((40, 2.021075), (60, 2.000298), (120, 1.979930), (1000, 1.962339)):
+        assert t_quantile_975(df) == pytest.approx(q, abs=1e-4)
+
+
 def test_bad_config_and_missing_data_fail_fast(tmp_path, capsys):
     with pytest.raises(ValueError, match="loss must be"):
         training.TrainConfig(loss="focal")
