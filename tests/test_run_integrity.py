@@ -301,6 +301,7 @@ def test_case3_unverified_data_is_recorded_and_other_data_refused(tmp_path, caps
 
 KILL_BETWEEN = """
 import os, sys
+from keras_minent import _atomic
 from keras_minent.cli import main
 from keras_minent.training import files
 real = os.replace
@@ -308,8 +309,9 @@ def replace(src, dst):
     real(src, dst)
     if str(dst).endswith("checkpoint-2.keras"):  # killed before state.json says so
         os._exit(9)
-files.os = type("os", (), {{"__getattr__": lambda s, n: getattr(os, n),
-                            "replace": staticmethod(replace)}})()
+fake = type("os", (), {{"__getattr__": lambda s, n: getattr(os, n),
+                        "replace": staticmethod(replace)}})()
+files.os = _atomic.os = fake  # the run's files and the shared atomic writes
 sys.exit(main({argv!r}))
 """
 
