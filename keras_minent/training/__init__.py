@@ -18,7 +18,8 @@ accuracy over epochs), which is optimistic and labelled so everywhere.
 
 Modules: `config` (what defines a run), `devices` (accelerator, precision,
 distribution), `callbacks` (learning-rate rule, run state), `reporting`
-(results, plots, tables), `run` (`train`, `train_seeds`, `reproduce`).
+(results, plots, tables), `run` (`train`), `seeds` (`train_seeds`, `reproduce`),
+`joint` (several runs trained together in one program).
 """
 
 from keras_minent.datasets.selection import load_data
@@ -47,7 +48,8 @@ from keras_minent.training.reporting import (
     summarize_seeds,
     versions,
 )
-from keras_minent.training.run import build_model, reproduce, train, train_seeds
+from keras_minent.training.run import build_model, train
+from keras_minent.training.seeds import reproduce, train_seeds
 
 __all__ = [
     "LOSSES",

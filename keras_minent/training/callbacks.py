@@ -211,6 +211,10 @@ class RunState(keras.callbacks.Callback):
         self._state: dict = {}
         self._seed_states: list | None = None
         self._t0 = 0.0
+        #: Set by a joint run (`keras_minent.training.joint`): `on_epoch_end` only stages
+        #: the epoch (`pending`), and the joint run commits every member at once.
+        self.deferred = False
+        self.pending: tuple[dict, bool] | None = None
         state = read_state(output_dir)
         if state is not None:
             self._restore_state(state)
@@ -332,9 +336,22 @@ class RunState(keras.callbacks.Callback):
                         self.model.save(os.path.join(scratch, name))
                     get_seed_states(self.model)
             return
+        if self.deferred:  # a joint run commits all its members at once
+            self.pending = (self.stage(epoch + 1, improved), improved)
+            return
         self._commit(epoch + 1, improved)
 
     def _commit(self, done: int, improved: bool) -> None:
+        old = self.stage(done, improved)
+        write_json(self.state_path, self._state)  # the commit point
+        self.finish(old, improved)
+
+    def stage(self, done: int, improved: bool) -> dict:
+        """Writes epoch `done`'s stamped files and makes its state (not yet committed).
+
+        Returns:
+            The previous state, for `finish`.
+        """
         old = dict(self._state)
         checkpoint = _stamped("checkpoint", done)
         best = _stamped("best", done) if improved else old.get("best")
@@ -359,7 +376,16 @@ class RunState(keras.callbacks.Callback):
             "config": self.config,
             "data": self.data,
         }
-        write_json(self.state_path, self._state)  # the commit point
+        return old
+
+    @property
+    def state(self) -> dict:
+        """The state of the last staged or committed epoch (what `state.json` holds)."""
+        return self._state
+
+    def finish(self, old: dict, improved: bool) -> None:
+        """After the commit point: publishes the stable names, removes `old`'s files."""
+        checkpoint, best = self._state["checkpoint"], self._state["best"]
         publish(os.path.join(self.dir, checkpoint), os.path.join(self.dir, CHECKPOINT_NAME))
         if improved:
             publish(os.path.join(self.dir, best), os.path.join(self.dir, BEST_NAME))

@@ -178,6 +178,13 @@ class TrainConfig(DataOptions):
         group="run",
         type=auto_or_int,
     )
+    seed_parallel: Any = option(
+        "auto",
+        "several runs (--seeds, reproduce) train together as members of one program: "
+        "auto (on a GPU; one after another on a CPU), on or off",
+        group="run",
+        type=auto_or_bool,
+    )
     distribute: str = option(
         "none",
         "gpus: all local GPUs (MirroredStrategy / DataParallel); multiworker: several "
@@ -199,6 +206,7 @@ class TrainConfig(DataOptions):
             ),
             (self.lr_rule in LR_RULES, "lr_rule must be paper or constant"),
             (self.jit_compile in ("auto", True, False), "jit_compile must be auto/True/False"),
+            (self.seed_parallel in ("auto", True, False), "seed_parallel must be auto/True/False"),
             (
                 self.steps_per_execution == "auto"
                 or (isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 1),

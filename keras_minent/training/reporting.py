@@ -40,6 +40,7 @@ class FinishedRun:
     precision: str
     device: dict[str, Any]
     data_record: dict[str, Any] | None = None  # provenance (`training.run.data_entry`)
+    seed_parallel: dict[str, Any] | None = None  # `joint.seed_parallel_choice` of a joint run
 
 
 def note(config: TrainConfig, data: dict | None = None) -> str | None:
@@ -92,6 +93,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         "precision": run.precision,
         "precision_choice": precision_choice(config.precision, run.device, config.batch_size),
         "device": run.device,
+        "seed_parallel": run.seed_parallel,
         "versions": versions(),
         "config": dataclasses.asdict(config),
         "loss_config": keras.losses.serialize(config.build_loss()),
@@ -277,12 +279,19 @@ def summarize_seeds(accuracies: list[float]) -> dict[str, float]:
     return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
 
 
-def report_seeds(config: TrainConfig, runs: list[dict]) -> dict[str, Any]:
-    """Summarizes the runs of several seeds: writes `seeds.json`, prints the table."""
+def report_seeds(
+    config: TrainConfig, runs: list[dict], failed: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Summarizes the runs of several seeds: writes `seeds.json`, prints the table.
+
+    `failed` (`{run: why}`) are runs that stopped; they are listed, not summarized.
+    """
     summary = summarize_seeds([r["test_accuracy"] for r in runs])
     summary["test_ece_mean"] = float(np.mean([r["test_ece"] for r in runs]))
     summary["test_mean_entropy_mean"] = float(np.mean([r["test_mean_entropy"] for r in runs]))
     payload = {"summary": summary, "runs": [{k: r[k] for k in r if k != "history"} for r in runs]}
+    if failed:
+        payload["failed"] = failed
     write_json(os.path.join(config.output_dir, "seeds.json"), payload)
     print_summary(runs)
     print(

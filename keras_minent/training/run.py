@@ -1,4 +1,4 @@
-"""The main job: `train` one run, `train_seeds` several, `reproduce` the paper's table."""
+"""The main job: `train` one run (`seeds` trains several, `joint` several together)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
 from keras_minent.training import reporting
 from keras_minent.training.callbacks import PaperLearningRateRule, RunState, read_state
-from keras_minent.training.config import MODELS, PAPER_RESULTS, ConfigError, TrainConfig
+from keras_minent.training.config import MODELS, ConfigError, TrainConfig
 from keras_minent.training.devices import accelerator, distribution, resolve_precision
 from keras_minent.training.files import OutputError, output_errors, read_json_file, write_json
 
@@ -48,6 +48,7 @@ RESUMABLE_CHANGES = frozenset(
         "download",
         "steps_per_execution",
         "jit_compile",
+        "seed_parallel",
     }
 )
 
@@ -81,7 +82,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 
 def _train(config: TrainConfig) -> dict[str, Any]:
-    _claim_output_dir(config)
+    claim_output_dir(config)
     dist = distribution(config.distribute)  # before any other TensorFlow work
     device = accelerator()
     precision = resolve_precision(config.precision, device, config.batch_size)
@@ -139,7 +140,7 @@ def data_entry(record: dict, data: dict) -> dict[str, Any]:
     }
 
 
-def _claim_output_dir(config: TrainConfig) -> None:
+def claim_output_dir(config: TrainConfig) -> None:
     """Writes `config.json`, refusing a directory that holds another run.
 
     The configuration is compared with `config.json` and with the copy in
@@ -214,17 +215,27 @@ def build_model(config: TrainConfig, device: dict, synchronized_bn: bool = False
         seed=config.seed,
         synchronized_bn=synchronized_bn,
     )
-    steps = config.steps_per_execution
-    if steps == "auto":
-        steps = 8 if device["kind"] == "gpu" else 1
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=config.build_loss(),
-        metrics=["accuracy", PredictiveEntropy(), ExpectedCalibrationError()],
+        metrics=metrics(),
         jit_compile=config.jit_compile,
-        steps_per_execution=steps,
+        steps_per_execution=steps_per_execution(config, device),
     )
     return model
+
+
+def metrics() -> list:
+    """The metrics of a run (fresh instances)."""
+    return ["accuracy", PredictiveEntropy(), ExpectedCalibrationError()]
+
+
+def steps_per_execution(config: TrainConfig, device: dict) -> int:
+    """`config.steps_per_execution`, with `auto` resolved: 8 on a GPU, 1 on a CPU."""
+    steps = config.steps_per_execution
+    if steps == "auto":
+        steps = 8 if device["kind"] == "gpu" else 1
+    return steps
 
 
 def _tensorboard(out: str) -> list:
@@ -269,53 +280,3 @@ def _fit(model, config: TrainConfig, data: dict, dist, initial_epoch: int, callb
         shuffle=False,  # the dataset is already shuffled, per (seed, epoch)
         verbose=config.verbose,
     )
-
-
-def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
-    """Runs seeds `config.seed .. config.seed + num_seeds - 1`, each in `seed_<k>/`.
-
-    Returns:
-        Per-seed results and the summary of their test accuracies (also in
-        `seeds.json` in the output directory).
-
-    Raises:
-        ConfigError: If `num_seeds` < 1.
-    """
-    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
-        raise ConfigError(f"num_seeds must be an integer >= 1, got {num_seeds!r}.")
-    runs = []
-    for k in range(num_seeds):
-        seed = config.seed + k
-        sub = dataclasses.replace(
-            config, seed=seed, output_dir=os.path.join(config.output_dir, f"seed_{seed}")
-        )
-        runs.append(train(sub))
-    if not all(r.get("chief", True) for r in runs):
-        return {"summary": None, "runs": runs, "chief": False}  # the chief summarizes
-    return reporting.report_seeds(config, runs)
-
-
-def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
-    """Trains the paper's four configurations and prints ours next to the paper's.
-
-    VGG-5 + CE, Spinal-VGG-5 + CE, VGG-5 + MIN-ENT and VGG-5 + MIX-ENT (the
-    last two with the paper's published loss settings), each in its own
-    subdirectory of `config.output_dir`.
-    """
-    rows = []
-    for key in PAPER_RESULTS:
-        model, loss = key.split("/")
-        sub = dataclasses.replace(
-            config,
-            model=model,
-            loss=loss,
-            paper_loss_settings=loss != "ce",
-            output_dir=os.path.join(config.output_dir, key.replace("/", "_")),
-        )
-        result = train_seeds(sub, num_seeds)
-        if not result.get("chief", True):
-            continue
-        rows.append({"config": key, "paper": PAPER_RESULTS[key], **result["summary"]})
-    if rows:  # else a worker of a multi-worker job: the chief writes the table
-        reporting.report_reproduction(config, rows)
-    return rows

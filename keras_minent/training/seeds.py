@@ -1,0 +1,118 @@
+"""Several runs: `train_seeds` (one configuration, N seeds) and `reproduce` (the paper's table).
+
+The runs train one after another, or together as members of one joint
+program (`keras_minent.training.joint`) where `seed_parallel_choice` says so;
+either way every run keeps its own directory and files, and the summary's
+mean, standard deviation and interval come from the runs' own results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from keras_minent.training import joint, reporting
+from keras_minent.training.config import PAPER_RESULTS, ConfigError, TrainConfig
+from keras_minent.training.devices import accelerator
+from keras_minent.training.files import NonFiniteLossError
+from keras_minent.training.run import train
+
+
+def _check_num_seeds(num_seeds) -> None:
+    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+        raise ConfigError(f"num_seeds must be an integer >= 1, got {num_seeds!r}.")
+
+
+def seed_configs(config: TrainConfig, num_seeds: int) -> list[TrainConfig]:
+    """The runs of seeds `config.seed .. config.seed + num_seeds - 1`, each in `seed_<k>/`."""
+    return [
+        dataclasses.replace(
+            config, seed=seed, output_dir=os.path.join(config.output_dir, f"seed_{seed}")
+        )
+        for seed in range(config.seed, config.seed + num_seeds)
+    ]
+
+
+def _raise_failures(failures: dict[str, str], output_dir: str) -> None:
+    if failures:
+        raise NonFiniteLossError(
+            f"{len(failures)} run(s) of {output_dir} stopped: "
+            + "; ".join(failures.values())
+            + " The other runs finished and are reported."
+        )
+
+
+def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
+    """Runs seeds `config.seed .. config.seed + num_seeds - 1`, each in `seed_<k>/`.
+
+    The seeds train together in one program where `config.seed_parallel`
+    says so (`joint.seed_parallel_choice`), else one after another.
+
+    Returns:
+        Per-seed results and the summary of their test accuracies (also in
+        `seeds.json` in the output directory).
+
+    Raises:
+        ConfigError: If `num_seeds` < 1, or `seed_parallel` is on where it
+            cannot apply.
+        NonFiniteLossError: If a seed's loss became non-finite (a joint run
+            first finishes and reports the other seeds).
+    """
+    _check_num_seeds(num_seeds)
+    configs = seed_configs(config, num_seeds)
+    choice = joint.seed_parallel_choice(config, num_seeds, accelerator())
+    if choice["joint"]:
+        runs, failures = joint.train_together(configs, config.output_dir, choice)
+        payload = reporting.report_seeds(config, runs, failures) if runs else None
+        _raise_failures(failures, config.output_dir)
+        return payload
+    runs = [train(c) for c in configs]
+    if not all(r.get("chief", True) for r in runs):
+        return {"summary": None, "runs": runs, "chief": False}  # the chief summarizes
+    return reporting.report_seeds(config, runs)
+
+
+def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
+    """Trains the paper's four configurations and prints ours next to the paper's.
+
+    VGG-5 + CE, Spinal-VGG-5 + CE, VGG-5 + MIN-ENT and VGG-5 + MIX-ENT (the
+    last two with the paper's published loss settings), each in its own
+    subdirectory of `config.output_dir`. With `seed_parallel` all of their
+    runs train together, as members of one program.
+    """
+    _check_num_seeds(num_seeds)
+    subs = {}
+    for key in PAPER_RESULTS:
+        model, loss = key.split("/")
+        subs[key] = dataclasses.replace(
+            config,
+            model=model,
+            loss=loss,
+            paper_loss_settings=loss != "ce",
+            output_dir=os.path.join(config.output_dir, key.replace("/", "_")),
+        )
+    choice = joint.seed_parallel_choice(config, len(subs) * num_seeds, accelerator())
+    rows = []
+    if choice["joint"]:
+        configs = {key: seed_configs(sub, num_seeds) for key, sub in subs.items()}
+        everything = [c for cs in configs.values() for c in cs]
+        runs, failures = joint.train_together(everything, config.output_dir, choice)
+        by_dir = {r["config"]["output_dir"]: r for r in runs}
+        for key, sub in subs.items():
+            mine = [by_dir[c.output_dir] for c in configs[key] if c.output_dir in by_dir]
+            if mine:
+                result = reporting.report_seeds(sub, mine)
+                rows.append({"config": key, "paper": PAPER_RESULTS[key], **result["summary"]})
+        if rows:
+            reporting.report_reproduction(config, rows)
+        _raise_failures(failures, config.output_dir)
+        return rows
+    for key, sub in subs.items():
+        result = train_seeds(sub, num_seeds)
+        if not result.get("chief", True):
+            continue
+        rows.append({"config": key, "paper": PAPER_RESULTS[key], **result["summary"]})
+    if rows:  # else a worker of a multi-worker job: the chief writes the table
+        reporting.report_reproduction(config, rows)
+    return rows
