@@ -72,6 +72,14 @@ SHARED_OPTIONS = (
 )
 
 
+@dataclasses.dataclass
+class _Untracked:
+    """The members' variables, out of sight of Keras's attribute tracking."""
+
+    variables: list
+    member_of: dict
+
+
 class MemberAdam(keras.optimizers.Adam):
     """Adam with one learning rate per member of a joint model.
 
@@ -96,19 +104,21 @@ class MemberAdam(keras.optimizers.Adam):
                 f"{len(member_variables)} members but {len(learning_rates)} learning rates."
             )
         super().__init__(learning_rate=float(learning_rates[0]), **kwargs)
-        self._member_variables = [list(vs) for vs in member_variables]
+        # Held outside the optimizer's attribute tracking: the members' variables are
+        # not the optimizer's own (they would be saved and donated twice).
+        self._members = _Untracked([list(vs) for vs in member_variables], {})
         self._initial_rates = [float(r) for r in learning_rates]
         self.member_rates: list[keras.Variable] = []
-        self._member_of: dict[Any, int] = {}
 
     def build(self, var_list):
         if self.built:
             return
         super().build(var_list)
-        for k, variables in enumerate(self._member_variables):
+        member_of = self._members.member_of
+        for k, variables in enumerate(self._members.variables):
             for v in variables:
-                self._member_of[self._var_key(v)] = k
-        unowned = [v.path for v in var_list if self._var_key(v) not in self._member_of]
+                member_of[self._var_key(v)] = k
+        unowned = [v.path for v in var_list if self._var_key(v) not in member_of]
         if unowned:
             raise ValueError(f"Variables of no member: {unowned[:3]}")
         with keras.name_scope(self.name, caller=self):
@@ -120,7 +130,7 @@ class MemberAdam(keras.optimizers.Adam):
             ]
 
     def update_step(self, gradient, variable, learning_rate):
-        rate = self.member_rates[self._member_of[self._var_key(variable)]]
+        rate = self.member_rates[self._members.member_of[self._var_key(variable)]]
         super().update_step(gradient, variable, rate)
 
     def copy_member_state(self, member: keras.Model, k: int, to_member: bool) -> None:
@@ -159,7 +169,22 @@ class _Member(keras.layers.Layer):
 
 
 def joint_model(members: Sequence[keras.Model], names: Sequence[str]) -> keras.Model:
-    """One functional model running `members` side by side (input `<name>_image` -> output `name`)."""
+    """One functional model running `members` side by side (input `<name>_image` -> output `name`).
+
+    The members' variables need distinct paths (build each member under
+    `keras.name_scope(name)`): the PyTorch backend keys a model's parameters
+    by path, and members sharing paths would share gradient buffers there.
+
+    Raises:
+        ValueError: If two members' variables share a path.
+    """
+    paths = [v.path for m in members for v in m.weights]
+    if len(set(paths)) != len(paths):
+        raise ValueError(
+            "The members' variables share paths (e.g. "
+            f"{next(p for p in paths if paths.count(p) > 1)!r}): build each member under "
+            "keras.name_scope(<its name>)."
+        )
     inputs, outputs = [], {}
     for member, name in zip(members, names):
         x = keras.Input(member.input_shape[1:], name=f"{name}_image")
@@ -515,9 +540,10 @@ def _fit_together(
 ) -> None:
     first = active[0].config
     for k, m in enumerate(active):
-        keras.utils.set_random_seed(m.config.seed)  # as a separate run builds it
-        m.model = run_lib.build_model(m.config, device)
         m.output = f"m{k}"
+        keras.utils.set_random_seed(m.config.seed)  # as a separate run builds it
+        with keras.name_scope(m.output):
+            m.model = run_lib.build_model(m.config, device)
     names = [m.output for m in active]
     model = joint_model([m.model for m in active], names)
     optimizer = MemberAdam(
