@@ -15,7 +15,10 @@ import pytest
 from keras_minent import losses, models
 from keras_minent.training import joint
 
-RNG = np.random.default_rng(0)
+
+class _PerVariableAdam(keras.optimizers.Adam):
+    """Keras's Adam through its per-variable update (as `MemberAdam`): on PyTorch plain
+    `Adam` is a fused implementation whose round-off differs."""
 
 
 def _member(seed: int, name: str) -> keras.Model:
@@ -54,7 +57,7 @@ def test_joint_steps_equal_separate_models():
     for m, loss, rate in zip(members, member_losses, rates):
         copy = keras.models.clone_model(m)
         copy.set_weights(m.get_weights())
-        copy.compile(keras.optimizers.Adam(rate), loss)
+        copy.compile(_PerVariableAdam(rate), loss)
         separate.append(copy)
     names = ["m0", "m1"]
     model = joint.joint_model(members, names)
@@ -70,9 +73,12 @@ def test_joint_steps_equal_separate_models():
             alone = copy.train_on_batch(x, y, return_dict=True)
             np.testing.assert_allclose(logs[f"m{k}_loss"], alone["loss"], rtol=1e-5)
     for k, (m, copy) in enumerate(zip(members, separate)):
+        step = rates[k]  # an Adam step moves a weight by about its learning rate
         for a, b, w in zip(m.get_weights(), copy.get_weights(), m.weights):
             if "conv" in w.path and w.path.endswith("bias"):
                 # A bias before BatchNorm has a zero gradient: Adam turns its round-off
                 # into steps of +-lr, which differ with the summation order of a backend.
                 continue
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"member {k} {w.path}")
+            # Within 1% of one step (round-off that Adam amplifies where a gradient is
+            # tiny); a wrong rate or a leaked gradient moves weights by whole steps.
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=step / 100, err_msg=f"{k} {w.path}")
