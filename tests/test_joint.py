@@ -16,7 +16,7 @@ from keras_minent import losses, models
 from keras_minent.training import joint
 
 
-class _PerVariableAdam(keras.optimizers.Adam):
+class PerVariableAdam(keras.optimizers.Adam):
     """Keras's Adam through its per-variable update (as `MemberAdam`): on PyTorch plain
     `Adam` is a fused implementation whose round-off differs."""
 
@@ -57,7 +57,7 @@ def test_joint_steps_equal_separate_models():
     for m, loss, rate in zip(members, member_losses, rates):
         copy = keras.models.clone_model(m)
         copy.set_weights(m.get_weights())
-        copy.compile(_PerVariableAdam(rate), loss)
+        copy.compile(PerVariableAdam(rate), loss)
         separate.append(copy)
     names = ["m0", "m1"]
     model = joint.joint_model(members, names)
