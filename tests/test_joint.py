@@ -8,12 +8,28 @@ member from the last committed epoch.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 
 from keras_minent import losses, models
-from keras_minent.training import joint
+from keras_minent.cli import main
+from keras_minent.testing import BACKEND
+from keras_minent.training import (
+    PAPER_RESULTS,
+    ConfigError,
+    TrainConfig,
+    joint,
+    reproduce,
+    train_seeds,
+)
 
 
 class PerVariableAdam(keras.optimizers.Adam):
@@ -82,3 +98,170 @@ def test_joint_steps_equal_separate_models():
             # Within 1% of one step (round-off that Adam amplifies where a gradient is
             # tiny); a wrong rate or a leaked gradient moves weights by whole steps.
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=step / 100, err_msg=f"{k} {w.path}")
+
+
+# --------------------------------------------------------------------------
+# Whole runs (TensorFlow by default; tiny synthetic data)
+# --------------------------------------------------------------------------
+
+SMALL = {"synthetic": True, "synthetic_size": 104, "batch_size": 52, "verbose": 0}
+CLI_SMALL = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--verbose", "0"]
+COMPARED = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
+def _histories(out, seeds=(0, 1)) -> dict[int, dict]:
+    return {
+        s: json.loads((out / f"seed_{s}" / "results.json").read_text())["history"] for s in seeds
+    }
+
+
+def _assert_same_histories(got: dict, want: dict, epochs: int | None = None) -> None:
+    for seed, history in want.items():
+        for key in COMPARED:
+            np.testing.assert_allclose(
+                got[seed][key][:epochs], history[key][:epochs], rtol=1e-4, err_msg=f"{seed} {key}"
+            )
+
+
+def test_seeds_train_together_from_the_command_line(tmp_path):
+    """`train --seeds 2 --seed-parallel on` as typed: each seed keeps a separate run's
+    files, the summary comes from them, and each seed's learning-rate rule is its own."""
+    out = tmp_path / "run"
+    assert main(["train", *CLI_SMALL, "--epochs", "2", "--seeds", "2", "--seed-parallel", "on",
+                 "--output-dir", str(out)]) == 0  # fmt: skip
+    for seed in (0, 1):
+        member = out / f"seed_{seed}"
+        for name in ("config.json", "state.json", "checkpoint.keras", "best.keras",
+                     "inference.keras", "results.json", "curves.png"):  # fmt: skip
+            assert (member / name).is_file(), name
+        results = json.loads((member / "results.json").read_text())
+        assert results["seed_parallel"]["joint"] is True
+        assert results["config"]["seed"] == seed
+        assert json.loads((member / "state.json").read_text())["epochs_done"] == 2
+    joint_state = json.loads((out / joint.JOINT_STATE_NAME).read_text())
+    assert joint_state["epochs_done"] == 2 and sorted(joint_state["members"]) == [
+        "seed_0",
+        "seed_1",
+    ]
+    seeds = json.loads((out / "seeds.json").read_text())
+    assert seeds["summary"]["n"] == 2
+    histories = _histories(out)
+    # Seed 1's rule lowered its rate after epoch 1; seed 0's improved and kept 0.005.
+    assert histories[0]["learning_rate"] != histories[1]["learning_rate"]
+    assert histories[0]["loss"] != histories[1]["loss"]  # different seeds, different members
+
+
+def test_a_diverging_member_is_reported_and_the_others_finish(tmp_path):
+    base = TrainConfig(output_dir=str(tmp_path), epochs=1, **SMALL)
+    configs = [
+        dataclasses.replace(base, seed=0, output_dir=str(tmp_path / "seed_0")),
+        dataclasses.replace(base, seed=1, learning_rate=1e30, output_dir=str(tmp_path / "seed_1")),
+    ]
+    results, failures = joint.train_together(configs, str(tmp_path))
+    assert [r["config"]["seed"] for r in results] == [0]
+    assert list(failures) == ["seed_1"]
+    assert "seed_1" in failures["seed_1"] and "not finite" in failures["seed_1"]
+    assert math.isfinite(results[0]["history"]["loss"][0])
+    assert (tmp_path / "seed_0" / "results.json").is_file()
+    assert not (tmp_path / "seed_1" / "results.json").exists()
+    state = json.loads((tmp_path / joint.JOINT_STATE_NAME).read_text())
+    assert list(state["failed"]) == ["seed_1"] and list(state["members"]) == ["seed_0"]
+
+
+def test_refusals_and_the_automatic_choice(tmp_path):
+    cpu = {"kind": "cpu", "name": "x", "capability": None}
+    gpu = {"kind": "gpu", "name": "x", "capability": "9.0"}
+    base = TrainConfig(output_dir=str(tmp_path), **SMALL)
+    assert joint.seed_parallel_choice(base, 4, cpu)["joint"] is False
+    assert joint.seed_parallel_choice(base, 4, gpu)["joint"] is True
+    assert joint.seed_parallel_choice(base, 1, gpu)["joint"] is False
+    on = dataclasses.replace(base, seed_parallel=True)
+    for change, words in (
+        ({"distribute": "gpus"}, "--distribute gpus"),
+        ({"precision": "mixed_float16"}, "loss scale"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            joint.seed_parallel_choice(dataclasses.replace(on, **change), 4, gpu)
+        auto = joint.seed_parallel_choice(dataclasses.replace(base, **change), 4, gpu)
+        assert auto["joint"] is False
+    with pytest.raises(ConfigError, match="seed_parallel"):
+        TrainConfig(output_dir=str(tmp_path), seed_parallel="sometimes")
+
+
+@pytest.mark.slow
+def test_joint_histories_equal_separate_runs(tmp_path):
+    """With dropout and augmentation on: every seed's history in a joint run is its
+    separate run's (same initial weights, batches, draws and learning-rate rule)."""
+    for mode in ("off", "on"):
+        config = TrainConfig(
+            output_dir=str(tmp_path / mode), epochs=3, seed_parallel=mode == "on", **SMALL
+        )
+        train_seeds(config, 2)
+    _assert_same_histories(_histories(tmp_path / "on"), _histories(tmp_path / "off"))
+
+
+KILL = """
+import os, sys
+from keras_minent.training import TrainConfig, callbacks, joint, train_seeds
+
+where = sys.argv[2]
+if where == "before_commit":  # members staged epoch 2's files; no commit yet
+    write = joint.write_joint_state
+    def kill(path, epochs_done, members):
+        if epochs_done == 2:
+            os._exit(9)
+        write(path, epochs_done, members)
+    joint.write_joint_state = kill
+else:  # epoch 2 committed; seed_0's state.json written, seed_1's not yet
+    finish = callbacks.RunState.finish
+    def kill(self, old, improved):
+        if self.state["epochs_done"] == 2:
+            os._exit(9)
+        finish(self, old, improved)
+    callbacks.RunState.finish = kill
+config = TrainConfig(output_dir=sys.argv[1], epochs=3, seed_parallel=True, synthetic=True,
+                     synthetic_size=104, batch_size=52, verbose=0)
+train_seeds(config, 2)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["before_commit", "after_commit"])
+def test_kill_and_resume_gives_the_uninterrupted_history(tmp_path, where):
+    config = TrainConfig(output_dir=str(tmp_path / "ref"), epochs=3, seed_parallel=True, **SMALL)
+    train_seeds(config, 2)
+    out = tmp_path / "killed"
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL, str(out), where],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KERAS_BACKEND": BACKEND},
+    )
+    assert proc.returncode == 9, proc.stderr[-3000:]
+    done = [
+        json.loads((out / f"seed_{s}" / "state.json").read_text())["epochs_done"] for s in (0, 1)
+    ]
+    assert done == ([1, 1] if where == "before_commit" else [2, 1])
+    train_seeds(dataclasses.replace(config, output_dir=str(out)), 2)
+    _assert_same_histories(_histories(out), _histories(tmp_path / "ref"))
+    for seed in (0, 1):  # only the committed epoch's files are left
+        stamped = sorted(p.name for p in (out / f"seed_{seed}").glob("checkpoint-*.keras"))
+        assert stamped == ["checkpoint-3.keras"]
+
+
+@pytest.mark.slow
+def test_reproduce_trains_its_four_configurations_together(tmp_path):
+    config = TrainConfig(output_dir=str(tmp_path), epochs=1, seed_parallel=True, **SMALL)
+    rows = reproduce(config, 1)
+    assert [r["config"] for r in rows] == list(PAPER_RESULTS)
+    state = json.loads((tmp_path / joint.JOINT_STATE_NAME).read_text())
+    assert sorted(state["members"]) == sorted(
+        f"{key.replace('/', '_')}/seed_0" for key in PAPER_RESULTS
+    )
+    for key in PAPER_RESULTS:
+        results = json.loads(
+            (tmp_path / key.replace("/", "_") / "seed_0" / "results.json").read_text()
+        )
+        assert f"{results['config']['model']}/{results['config']['loss']}" == key
+    assert (tmp_path / "reproduce.json").is_file()

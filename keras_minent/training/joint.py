@@ -246,9 +246,11 @@ def epoch_loss(loss: keras.losses.Loss) -> keras.metrics.Metric:
     return keras.metrics.MeanMetricWrapper(per_example, name=EPOCH_LOSS)
 
 
-def member_logs(logs: dict, name: str) -> dict:
-    """A member's entries of the joint logs, named as a separate run names them."""
-    own, val = f"{name}_", f"val_{name}_"
+def member_logs(logs: dict, prefix: str) -> dict:
+    """A member's entries of the joint logs (`<prefix>accuracy`, ...), named as a
+    separate run names them. Keras prefixes the logs of a model with several
+    outputs by the output's name (`m0_`), those of a single output by nothing."""
+    own, val = prefix, f"val_{prefix}"
     out = {}
     for key, value in logs.items():
         if key.startswith(own):
@@ -271,6 +273,7 @@ class Member:
     rule: PaperLearningRateRule | None
     model: keras.Model | None = None
     output: str = ""  # its output's name in the joint model (`m<k>`)
+    prefix: str = ""  # of its entries in the joint logs (`m<k>_`; none for a lone member)
     failure: str | None = None
 
 
@@ -299,7 +302,7 @@ class MemberCallbacks(keras.callbacks.Callback):
         member = self.member
         if member.failure is not None:
             return
-        own = member_logs(logs or {}, member.output)
+        own = member_logs(logs or {}, member.prefix)
         try:
             if member.rule is not None:
                 member.rule.on_epoch_end(epoch, own)
@@ -337,7 +340,7 @@ class JointCommit(keras.callbacks.Callback):
 
     def _print(self, epoch: int, logs: dict) -> None:
         accs = [
-            member_logs(logs, m.output).get("val_accuracy")
+            member_logs(logs, m.prefix).get("val_accuracy")
             for m in self.active
             if m.failure is None
         ]
@@ -541,6 +544,7 @@ def _fit_together(
     first = active[0].config
     for k, m in enumerate(active):
         m.output = f"m{k}"
+        m.prefix = f"m{k}_" if len(active) > 1 else ""
         keras.utils.set_random_seed(m.config.seed)  # as a separate run builds it
         with keras.name_scope(m.output):
             m.model = run_lib.build_model(m.config, device)
