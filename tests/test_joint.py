@@ -188,16 +188,21 @@ def test_refusals_and_the_automatic_choice(tmp_path):
         TrainConfig(output_dir=str(tmp_path), seed_parallel="sometimes")
 
 
+@pytest.fixture(scope="module")
+def joint_run(tmp_path_factory):
+    """An uninterrupted joint run of seeds 0 and 1, 3 epochs, with dropout and augmentation."""
+    out = tmp_path_factory.mktemp("joint")
+    train_seeds(TrainConfig(output_dir=str(out), epochs=3, seed_parallel=True, **SMALL), 2)
+    return out
+
+
 @pytest.mark.slow
-def test_joint_histories_equal_separate_runs(tmp_path):
-    """With dropout and augmentation on: every seed's history in a joint run is its
-    separate run's (same initial weights, batches, draws and learning-rate rule)."""
-    for mode in ("off", "on"):
-        config = TrainConfig(
-            output_dir=str(tmp_path / mode), epochs=3, seed_parallel=mode == "on", **SMALL
-        )
-        train_seeds(config, 2)
-    _assert_same_histories(_histories(tmp_path / "on"), _histories(tmp_path / "off"))
+def test_joint_histories_equal_separate_runs(tmp_path, joint_run):
+    """Every seed's history in a joint run is its separate run's (same initial
+    weights, batches, dropout and augmentation draws, learning-rate rule)."""
+    config = TrainConfig(output_dir=str(tmp_path), epochs=3, seed_parallel=False, **SMALL)
+    train_seeds(config, 2)
+    _assert_same_histories(_histories(joint_run), _histories(tmp_path))
 
 
 KILL = """
@@ -227,9 +232,7 @@ train_seeds(config, 2)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["before_commit", "after_commit"])
-def test_kill_and_resume_gives_the_uninterrupted_history(tmp_path, where):
-    config = TrainConfig(output_dir=str(tmp_path / "ref"), epochs=3, seed_parallel=True, **SMALL)
-    train_seeds(config, 2)
+def test_kill_and_resume_gives_the_uninterrupted_history(tmp_path, where, joint_run):
     out = tmp_path / "killed"
     proc = subprocess.run(
         [sys.executable, "-c", KILL, str(out), where],
@@ -243,8 +246,9 @@ def test_kill_and_resume_gives_the_uninterrupted_history(tmp_path, where):
         json.loads((out / f"seed_{s}" / "state.json").read_text())["epochs_done"] for s in (0, 1)
     ]
     assert done == ([1, 1] if where == "before_commit" else [2, 1])
-    train_seeds(dataclasses.replace(config, output_dir=str(out)), 2)
-    _assert_same_histories(_histories(out), _histories(tmp_path / "ref"))
+    config = TrainConfig(output_dir=str(out), epochs=3, seed_parallel=True, **SMALL)
+    train_seeds(config, 2)
+    _assert_same_histories(_histories(out), _histories(joint_run))
     for seed in (0, 1):  # only the committed epoch's files are left
         stamped = sorted(p.name for p in (out / f"seed_{seed}").glob("checkpoint-*.keras"))
         assert stamped == ["checkpoint-3.keras"]
