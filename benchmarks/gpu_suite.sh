@@ -8,7 +8,8 @@
 #      beside it (benchmarks/torch_backend.py: augmentation, metrics, eager);
 #   3. float32 against mixed_bfloat16 at batch 1000 (the `--precision auto` rule);
 #   4. the train command on the PyTorch backend (a tenth of the data: its speed decides);
-#   5. one summary table (benchmarks/summarize.py).
+#   5. seeds trained together: 10 and 30 members against one alone (benchmarks/seed_parallel.py);
+#   6. one summary table (benchmarks/summarize.py).
 #
 # On the lent GPU machine (no TensorFlow, no Keras there: wheels in .whl/, see RESULTS.md):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
@@ -29,15 +30,18 @@ rm -rf "$RUNS"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 if [ "${SUITE_SMOKE:-${TINY:-0}}" = 1 ]; then
   SIZE=520; EP=3; B=52; S=2; BIG=32; PEER=2; TB_STEPS=2; TSIZE=104; N=256; LOSSB=16; REP=3
+  MEMBERS="2"; SP_STEPS=2; SP_VAL=104
   T=400
 else
   SIZE=124800; EP=4; B=100; S=150; BIG=1000; PEER=100; TB_STEPS=20; TSIZE=5200; N=8192
   LOSSB="100 1024 8192"; REP=50; T=240
+  MEMBERS="10 30"; SP_STEPS=100; SP_VAL=10400
 fi
 run() { echo "+ $*"; timeout "$T" "$@" || echo "!! failed or timed out ($?): $*"; }
 JAX="env KERAS_BACKEND=jax"
 TORCH="env KERAS_BACKEND=torch"
 
+if [ "${ONLY_SEED_PARALLEL:-0}" != 1 ]; then
 # 1. The main job itself (precision auto: float32 at batch 100, see devices.py).
 run $JAX python3 benchmarks/train_command.py --size "$SIZE" --batch-size "$B" --epochs "$EP" \
   --output-dir "$RUNS/train_jax" --json "$J"
@@ -55,6 +59,15 @@ run $JAX python3 benchmarks/train_step.py --precisions float32 mixed_bfloat16 --
 run $TORCH python3 benchmarks/train_command.py --size "$TSIZE" --batch-size "$B" --epochs 3 \
   --no-step-only --output-dir "$RUNS/train_torch" --json "$J"
 cp "$RUNS/train_torch/results.json" "$OUT_DIR/train_torch_results.json" 2>/dev/null
+fi
+# 5. Seeds trained together (issue 17): 10 and 30 members against one alone, batch 100,
+#    validation included; the projected time of the 3 losses x 10 seeds comparison. About
+#    5 minutes on a GPU (compiling 30 members), so a device call of its own: SEED_PARALLEL=1
+#    ONLY_SEED_PARALLEL=1 runs this step alone (RESULTS.md section 6).
+if [ "${SEED_PARALLEL:-0}" = 1 ] || [ "${SUITE_SMOKE:-${TINY:-0}}" = 1 ]; then
+  T=540 run $JAX python3 benchmarks/seed_parallel.py --members $MEMBERS --batch "$B" \
+    --steps "$SP_STEPS" --val-size "$SP_VAL" --json "$J"
+fi
 if [ "${FULL:-0}" = 1 ]; then
   run python3 benchmarks/matmul_peak.py --n "$N" --json "$J"
   run $JAX python3 benchmarks/train_step.py --precisions float32 mixed_bfloat16 mixed_float16 \

@@ -71,6 +71,15 @@ def main(argv=None) -> None:
             for r in runs:
                 ratio = r["epoch_images_per_s"] / peer["paper"]
                 print(f"  {r['backend']} whole epoch vs paper-style PyTorch steps: {ratio:.2f}x")
+    together = [r for r in rows if "vs_alone" in r]
+    if together:
+        print("\n## Seeds trained together (--seed-parallel): aggregate training images/s")
+        print("mode | members | train img/s | vs alone | val img/s | 30 runs x 200 epochs (h)")
+        for r in together:
+            print(
+                f"{r['mode']} | {r['members']} | {r['train_images_per_s']:.0f} | "
+                f"{r['vs_alone']}x | {r['val_images_per_s']:.0f} | {r['projected_30x200_h']}"
+            )
     losses = [r for r in rows if "vs_ce" in r]
     if losses:
         print("\nloss forward+backward vs cross entropy:")

@@ -105,6 +105,7 @@ def test_gpu_suite_script_runs_tiny_on_cpu(tmp_path):
     out = proc.stdout
     assert "GPU suite summary" in out and "!! failed" not in out, out[-3000:]
     assert "whole epochs (validation, checkpoint, metrics) vs steps" in out, out[-3000:]
+    assert "Seeds trained together (--seed-parallel)" in out, out[-3000:]
 
 
 def test_train_command_benchmark_smoke(tmp_path):

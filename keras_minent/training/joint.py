@@ -538,28 +538,47 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
     return results, {m.name: m.failure for m in members if m.failure is not None}
 
 
+def build_members(configs: Sequence[TrainConfig], device: dict) -> list[keras.Model]:
+    """Each configuration's network, built and compiled as its separate run builds it
+    (after `keras.utils.set_random_seed(seed)`), its variables under the name `m<k>`."""
+    networks = []
+    for k, c in enumerate(configs):
+        keras.utils.set_random_seed(c.seed)
+        with keras.name_scope(f"m{k}"):
+            networks.append(run_lib.build_model(c, device))
+    return networks
+
+
+def compile_joint(
+    networks: Sequence[keras.Model], configs: Sequence[TrainConfig], device: dict
+) -> keras.Model:
+    """The joint model of `networks` (outputs `m0`, `m1`, ...), compiled with `MemberAdam`,
+    each member's loss and the run's metrics (`configs[0]`'s compilation options)."""
+    names = [f"m{k}" for k in range(len(networks))]
+    model = joint_model(networks, names)
+    model.compile(
+        optimizer=MemberAdam(
+            [n.trainable_variables for n in networks], [c.learning_rate for c in configs]
+        ),
+        loss={name: n.loss for name, n in zip(names, networks)},
+        metrics={
+            name: [*run_lib.metrics(), epoch_loss(n.loss)] for name, n in zip(names, networks)
+        },
+        jit_compile=configs[0].jit_compile,
+        steps_per_execution=run_lib.steps_per_execution(configs[0], device),
+    )
+    return model
+
+
 def _fit_together(
     members: list[Member], active: list[Member], data, device, initial_epoch: int, output_dir: str
 ) -> None:
     first = active[0].config
-    for k, m in enumerate(active):
-        m.output = f"m{k}"
+    networks = build_members([m.config for m in active], device)
+    for k, (m, network) in enumerate(zip(active, networks)):
+        m.model, m.output = network, f"m{k}"
         m.prefix = f"m{k}_" if len(active) > 1 else ""
-        keras.utils.set_random_seed(m.config.seed)  # as a separate run builds it
-        with keras.name_scope(m.output):
-            m.model = run_lib.build_model(m.config, device)
-    names = [m.output for m in active]
-    model = joint_model([m.model for m in active], names)
-    optimizer = MemberAdam(
-        [m.model.trainable_variables for m in active], [m.config.learning_rate for m in active]
-    )
-    model.compile(
-        optimizer=optimizer,
-        loss={n: m.model.loss for n, m in zip(names, active)},
-        metrics={n: [*run_lib.metrics(), epoch_loss(m.model.loss)] for n, m in zip(names, active)},
-        jit_compile=first.jit_compile,
-        steps_per_execution=run_lib.steps_per_execution(first, device),
-    )
+    model = compile_joint(networks, [m.config for m in active], device)
     (x_fit, y_fit), (x_val, y_val) = data["fit"], data["val"]
     batches = [
         datasets.TrainingBatches(
@@ -571,8 +590,8 @@ def _fit_together(
     progress = first.verbose == "auto"
     callbacks += [JointCommit(output_dir, members, progress), _EpochSync(batches)]
     model.fit(
-        JointBatches(batches, names),
-        validation_data=JointEvaluation(x_val, y_val, names),
+        JointBatches(batches, [m.output for m in active]),
+        validation_data=JointEvaluation(x_val, y_val, [m.output for m in active]),
         epochs=first.epochs,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
