@@ -1,4 +1,4 @@
-"""Several runs trained together (`keras_minent.training.joint`, issue 17).
+"""Several runs trained together (`keras_minent.training.joint`, `joint_run`; issue 17).
 
 Each member of a joint run must behave exactly as a separate run: the same
 loss, gradients and updates from the same weights and batches, its own
@@ -27,6 +27,7 @@ from keras_minent.training import (
     ConfigError,
     TrainConfig,
     joint,
+    joint_run,
     reproduce,
     train_seeds,
 )
@@ -138,7 +139,7 @@ def test_seeds_train_together_from_the_command_line(tmp_path):
         assert results["seed_parallel"]["joint"] is True
         assert results["config"]["seed"] == seed
         assert json.loads((member / "state.json").read_text())["epochs_done"] == 2
-    joint_state = json.loads((out / joint.JOINT_STATE_NAME).read_text())
+    joint_state = json.loads((out / joint_run.JOINT_STATE_NAME).read_text())
     assert joint_state["epochs_done"] == 2 and sorted(joint_state["members"]) == [
         "seed_0",
         "seed_1",
@@ -157,14 +158,14 @@ def test_a_diverging_member_is_reported_and_the_others_finish(tmp_path):
         dataclasses.replace(base, seed=0, output_dir=str(tmp_path / "seed_0")),
         dataclasses.replace(base, seed=1, learning_rate=1e30, output_dir=str(tmp_path / "seed_1")),
     ]
-    results, failures = joint.train_together(configs, str(tmp_path))
+    results, failures = joint_run.train_together(configs, str(tmp_path))
     assert [r["config"]["seed"] for r in results] == [0]
     assert list(failures) == ["seed_1"]
     assert "seed_1" in failures["seed_1"] and "not finite" in failures["seed_1"]
     assert math.isfinite(results[0]["history"]["loss"][0])
     assert (tmp_path / "seed_0" / "results.json").is_file()
     assert not (tmp_path / "seed_1" / "results.json").exists()
-    state = json.loads((tmp_path / joint.JOINT_STATE_NAME).read_text())
+    state = json.loads((tmp_path / joint_run.JOINT_STATE_NAME).read_text())
     assert list(state["failed"]) == ["seed_1"] and list(state["members"]) == ["seed_0"]
 
 
@@ -172,24 +173,24 @@ def test_refusals_and_the_automatic_choice(tmp_path):
     cpu = {"kind": "cpu", "name": "x", "capability": None}
     gpu = {"kind": "gpu", "name": "x", "capability": "9.0"}
     base = TrainConfig(output_dir=str(tmp_path), **SMALL)
-    assert joint.seed_parallel_choice(base, 4, cpu)["joint"] is False
-    assert joint.seed_parallel_choice(base, 4, gpu)["joint"] is True
-    assert joint.seed_parallel_choice(base, 1, gpu)["joint"] is False
+    assert joint_run.seed_parallel_choice(base, 4, cpu)["joint"] is False
+    assert joint_run.seed_parallel_choice(base, 4, gpu)["joint"] is True
+    assert joint_run.seed_parallel_choice(base, 1, gpu)["joint"] is False
     on = dataclasses.replace(base, seed_parallel=True)
     for change, words in (
         ({"distribute": "gpus"}, "--distribute gpus"),
         ({"precision": "mixed_float16"}, "loss scale"),
     ):
         with pytest.raises(ConfigError, match=words):
-            joint.seed_parallel_choice(dataclasses.replace(on, **change), 4, gpu)
-        auto = joint.seed_parallel_choice(dataclasses.replace(base, **change), 4, gpu)
+            joint_run.seed_parallel_choice(dataclasses.replace(on, **change), 4, gpu)
+        auto = joint_run.seed_parallel_choice(dataclasses.replace(base, **change), 4, gpu)
         assert auto["joint"] is False
     with pytest.raises(ConfigError, match="seed_parallel"):
         TrainConfig(output_dir=str(tmp_path), seed_parallel="sometimes")
 
 
 @pytest.fixture(scope="module")
-def joint_run(tmp_path_factory):
+def uninterrupted(tmp_path_factory):
     """An uninterrupted joint run of seeds 0 and 1, 3 epochs, with dropout and augmentation."""
     out = tmp_path_factory.mktemp("joint")
     train_seeds(TrainConfig(output_dir=str(out), epochs=3, seed_parallel=True, **SMALL), 2)
@@ -197,26 +198,26 @@ def joint_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_joint_histories_equal_separate_runs(tmp_path, joint_run):
+def test_joint_histories_equal_separate_runs(tmp_path, uninterrupted):
     """Every seed's history in a joint run is its separate run's (same initial
     weights, batches, dropout and augmentation draws, learning-rate rule)."""
     config = TrainConfig(output_dir=str(tmp_path), epochs=3, seed_parallel=False, **SMALL)
     train_seeds(config, 2)
-    _assert_same_histories(_histories(joint_run), _histories(tmp_path))
+    _assert_same_histories(_histories(uninterrupted), _histories(tmp_path))
 
 
 KILL = """
 import os, sys
-from keras_minent.training import TrainConfig, callbacks, joint, train_seeds
+from keras_minent.training import TrainConfig, callbacks, joint_run, train_seeds
 
 where = sys.argv[2]
 if where == "before_commit":  # members staged epoch 2's files; no commit yet
-    write = joint.write_joint_state
+    write = joint_run.write_joint_state
     def kill(path, epochs_done, members):
         if epochs_done == 2:
             os._exit(9)
         write(path, epochs_done, members)
-    joint.write_joint_state = kill
+    joint_run.write_joint_state = kill
 else:  # epoch 2 committed; seed_0's state.json written, seed_1's not yet
     finish = callbacks.RunState.finish
     def kill(self, old, improved):
@@ -232,7 +233,7 @@ train_seeds(config, 2)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["before_commit", "after_commit"])
-def test_kill_and_resume_gives_the_uninterrupted_history(tmp_path, where, joint_run):
+def test_kill_and_resume_gives_the_uninterrupted_history(tmp_path, where, uninterrupted):
     out = tmp_path / "killed"
     proc = subprocess.run(
         [sys.executable, "-c", KILL, str(out), where],
@@ -248,7 +249,7 @@ def test_kill_and_resume_gives_the_uninterrupted_history(tmp_path, where, joint_
     assert done == ([1, 1] if where == "before_commit" else [2, 1])
     config = TrainConfig(output_dir=str(out), epochs=3, seed_parallel=True, **SMALL)
     train_seeds(config, 2)
-    _assert_same_histories(_histories(out), _histories(joint_run))
+    _assert_same_histories(_histories(out), _histories(uninterrupted))
     for seed in (0, 1):  # only the committed epoch's files are left
         stamped = sorted(p.name for p in (out / f"seed_{seed}").glob("checkpoint-*.keras"))
         assert stamped == ["checkpoint-3.keras"]
@@ -259,7 +260,7 @@ def test_reproduce_trains_its_four_configurations_together(tmp_path):
     config = TrainConfig(output_dir=str(tmp_path), epochs=1, seed_parallel=True, **SMALL)
     rows = reproduce(config, 1)
     assert [r["config"] for r in rows] == list(PAPER_RESULTS)
-    state = json.loads((tmp_path / joint.JOINT_STATE_NAME).read_text())
+    state = json.loads((tmp_path / joint_run.JOINT_STATE_NAME).read_text())
     assert sorted(state["members"]) == sorted(
         f"{key.replace('/', '_')}/seed_0" for key in PAPER_RESULTS
     )

@@ -19,7 +19,8 @@ accuracy over epochs), which is optimistic and labelled so everywhere.
 Modules: `config` (what defines a run), `devices` (accelerator, precision,
 distribution), `callbacks` (learning-rate rule, run state), `reporting`
 (results, plots, tables), `run` (`train`), `seeds` (`train_seeds`, `reproduce`),
-`joint` (several runs trained together in one program).
+`joint` (several runs as one program), `joint_run` (training them together, the joint
+commit point).
 """
 
 from keras_minent.datasets.selection import load_data

@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import Any
 
-from keras_minent.training import joint, reporting
+from keras_minent.training import joint_run, reporting
 from keras_minent.training.config import PAPER_RESULTS, ConfigError, TrainConfig
 from keras_minent.training.devices import accelerator
 from keras_minent.training.files import NonFiniteLossError
@@ -47,7 +47,7 @@ def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
     """Runs seeds `config.seed .. config.seed + num_seeds - 1`, each in `seed_<k>/`.
 
     The seeds train together in one program where `config.seed_parallel`
-    says so (`joint.seed_parallel_choice`), else one after another.
+    says so (`joint_run.seed_parallel_choice`), else one after another.
 
     Returns:
         Per-seed results and the summary of their test accuracies (also in
@@ -61,9 +61,9 @@ def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
     """
     _check_num_seeds(num_seeds)
     configs = seed_configs(config, num_seeds)
-    choice = joint.seed_parallel_choice(config, num_seeds, accelerator())
+    choice = joint_run.seed_parallel_choice(config, num_seeds, accelerator())
     if choice["joint"]:
-        runs, failures = joint.train_together(configs, config.output_dir, choice)
+        runs, failures = joint_run.train_together(configs, config.output_dir, choice)
         payload = reporting.report_seeds(config, runs, failures) if runs else None
         _raise_failures(failures, config.output_dir)
         return payload
@@ -92,12 +92,12 @@ def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
             paper_loss_settings=loss != "ce",
             output_dir=os.path.join(config.output_dir, key.replace("/", "_")),
         )
-    choice = joint.seed_parallel_choice(config, len(subs) * num_seeds, accelerator())
+    choice = joint_run.seed_parallel_choice(config, len(subs) * num_seeds, accelerator())
     rows = []
     if choice["joint"]:
         configs = {key: seed_configs(sub, num_seeds) for key, sub in subs.items()}
         everything = [c for cs in configs.values() for c in cs]
-        runs, failures = joint.train_together(everything, config.output_dir, choice)
+        runs, failures = joint_run.train_together(everything, config.output_dir, choice)
         by_dir = {r["config"]["output_dir"]: r for r in runs}
         for key, sub in subs.items():
             mine = [by_dir[c.output_dir] for c in configs[key] if c.output_dir in by_dir]

@@ -1,0 +1,372 @@
+"""Runs trained together: `train_together` and its joint commit point.
+
+Each member keeps the files of a separate run in its own directory
+(`checkpoint.keras` with its own optimizer state, `best.keras`, `state.json`,
+`results.json`, plots), so a member directory can be reported, resumed or
+continued by a separate run (`--seed-parallel off`) as well. The members'
+epochs are committed together: after every epoch each member writes its
+stamped files, then `joint_state.json` (the joint commit point, holding every
+member's state) is written, then each member's `state.json`. A kill at any
+instant resumes every member from the same last committed epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_minent import datasets
+from keras_minent.datasets.selection import load_data_with_record
+from keras_minent.training import reporting
+from keras_minent.training import run as run_lib
+from keras_minent.training.callbacks import STATE_NAME, PaperLearningRateRule, RunState
+from keras_minent.training.config import ConfigError, TrainConfig
+from keras_minent.training.devices import accelerator, precision_choice, resolve_precision
+from keras_minent.training.files import NonFiniteLossError, ResumeError, read_json_file, write_json
+from keras_minent.training.joint import (
+    JointBatches,
+    JointEvaluation,
+    build_members,
+    compile_joint,
+    member_logs,
+)
+
+JOINT_STATE_NAME = "joint_state.json"
+
+#: Options every member of a joint run must share (one data pipeline, one program).
+SHARED_OPTIONS = (
+    "data_dir",
+    "idx_dir",
+    "download",
+    "synthetic",
+    "synthetic_size",
+    "selection",
+    "epochs",
+    "batch_size",
+    "precision",
+    "jit_compile",
+    "steps_per_execution",
+    "distribute",
+)
+
+
+@dataclasses.dataclass
+class Member:
+    """One member of a joint run: its configuration, network, rule and run state."""
+
+    name: str  # its directory, relative to the joint run's
+    config: TrainConfig
+    state: RunState
+    rule: PaperLearningRateRule | None
+    model: keras.Model | None = None
+    output: str = ""  # its output's name in the joint model (`m<k>`)
+    prefix: str = ""  # of its entries in the joint logs (`m<k>_`; none for a lone member)
+    failure: str | None = None
+
+
+class MemberCallbacks(keras.callbacks.Callback):
+    """Drives one member's learning-rate rule and run state from the joint logs."""
+
+    def __init__(self, member: Member, k: int):
+        super().__init__()
+        self.member, self.k = member, k
+        for cb in (member.rule, member.state):
+            if cb is not None:
+                cb.set_model(member.model)
+
+    def on_train_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.member.state.on_train_begin(logs)  # a resumed member loads its checkpoint
+        optimizer.copy_member_state(self.member.model, self.k, to_member=False)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.member.failure is None:
+            self.member.state.on_epoch_begin(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        member = self.member
+        if member.failure is not None:
+            return
+        own = member_logs(logs or {}, member.prefix)
+        try:
+            if member.rule is not None:
+                member.rule.on_epoch_end(epoch, own)
+            self.model.optimizer.copy_member_state(member.model, self.k, to_member=True)
+            member.state.on_epoch_end(epoch, own)  # stages; JointCommit commits
+        except NonFiniteLossError as e:
+            member.failure = f"{member.name}: {e}"
+
+
+class JointCommit(keras.callbacks.Callback):
+    """The joint commit point: after every member staged its epoch."""
+
+    def __init__(self, output_dir: str, members: list[Member], verbose: bool):
+        super().__init__()
+        self.path = os.path.join(output_dir, JOINT_STATE_NAME)
+        self.members, self.verbose = members, verbose  # all members, trained or not
+        self.active = [m for m in members if m.model is not None]
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        staged = [m for m in self.members if m.failure is None and m.state.pending]
+        write_joint_state(self.path, epoch + 1, self.members)  # the commit point
+        for m in staged:
+            old, improved = m.state.pending
+            write_json(m.state.state_path, m.state.state)
+            m.state.finish(old, improved)
+            m.state.pending = None
+        if all(m.failure is not None for m in self.active):
+            self.model.stop_training = True
+        if self.verbose:
+            self._print(epoch, logs or {})
+
+    def _print(self, epoch: int, logs: dict) -> None:
+        accs = [
+            member_logs(logs, m.prefix).get("val_accuracy")
+            for m in self.active
+            if m.failure is None
+        ]
+        accs = [a for a in accs if a is not None]
+        failed = sum(m.failure is not None for m in self.active)
+        text = f"epoch {epoch + 1}/{self.params.get('epochs')}: {len(accs)} members"
+        if accs:
+            text += (
+                f", val_accuracy mean {np.mean(accs):.4f} (min {min(accs):.4f}, "
+                f"max {max(accs):.4f})"
+            )
+        if failed:
+            text += f", {failed} stopped (non-finite loss)"
+        print(f"{text}, {time.perf_counter() - self._t0:.1f} s", flush=True)
+
+
+def write_joint_state(path: str, epochs_done: int, members: list[Member]) -> None:
+    """Writes the joint commit point: every member's staged (or last) state."""
+    write_json(
+        path,
+        {
+            "format": 1,
+            "epochs_done": epochs_done,
+            "members": {m.name: m.state.state for m in members if m.failure is None},
+            "failed": {m.name: m.failure for m in members if m.failure is not None},
+        },
+    )
+
+
+def read_joint_state(output_dir: str) -> dict | None:
+    path = os.path.join(output_dir, JOINT_STATE_NAME)
+    if not os.path.lexists(path):
+        return None
+    fix = "Use another --output-dir, or delete it to start over."
+    state = read_json_file(path, "the joint run's state", fix)
+    if not isinstance(state, dict) or not {"members", "failed", "epochs_done"} <= set(state):
+        raise ResumeError(f"{path} is not a joint run's state. {fix}")
+    return state
+
+
+def reconcile(output_dir: str, names: Sequence[str]) -> dict[str, str]:
+    """Makes every member's `state.json` the joint commit point's; returns the failed members.
+
+    A kill between the joint commit and a member's own `state.json` leaves
+    that member one epoch behind: its state is rewritten from the joint one.
+
+    Raises:
+        ConfigError: If the directory holds a joint run of other members.
+    """
+    joint = read_joint_state(output_dir)
+    if joint is None:
+        return {}
+    held = set(joint["members"]) | set(joint["failed"])
+    if held != set(names):
+        raise ConfigError(
+            f"{output_dir} holds a joint run of {sorted(held)}; this run has {sorted(names)}. "
+            "Use the same seeds and losses, another --output-dir, or --seed-parallel off."
+        )
+    for name, state in joint["members"].items():
+        if not state:
+            continue  # nothing committed yet
+        path = os.path.join(output_dir, name, STATE_NAME)
+        try:
+            with open(path) as f:
+                same = json.load(f) == state
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            write_json(path, state)
+    return dict(joint["failed"])
+
+
+def seed_parallel_choice(config: TrainConfig, num_members: int, device: dict) -> dict[str, Any]:
+    """Whether members train together, and why (`results.json`'s `seed_parallel`).
+
+    `auto` trains them together on a GPU (where one member at batch 100 leaves
+    most of it idle) and one after another on a CPU (benchmarks/RESULTS.md
+    section 6: no gain on a CPU, whose cores one member already keeps busy).
+
+    Raises:
+        ConfigError: If `seed_parallel` is on where it cannot apply.
+    """
+    requested = config.seed_parallel
+    refusal = None
+    if num_members < 2:
+        refusal = "there is one run to train"
+    elif config.distribute != "none":
+        refusal = f"--distribute {config.distribute} spreads one run over several devices"
+    elif precision_choice(config.precision, device, config.batch_size)["policy"] == (
+        "mixed_float16"
+    ):
+        refusal = "mixed_float16's loss scale would be shared by the members"
+    if requested is True and refusal is not None and num_members > 1:
+        raise ConfigError(
+            f"--seed-parallel on cannot apply: {refusal}. Use --seed-parallel off"
+            + (" or --precision float32 / mixed_bfloat16." if "float16" in refusal else ".")
+        )
+    if refusal is not None:
+        return {"requested": requested, "joint": False, "reason": refusal}
+    if requested == "auto":
+        on = device["kind"] == "gpu"
+        reason = (
+            "auto on a GPU: members share the device"
+            if on
+            else "auto on a CPU: one after another (no gain measured, RESULTS.md section 6)"
+        )
+        return {"requested": requested, "joint": on, "reason": reason}
+    return {"requested": requested, "joint": bool(requested), "reason": "requested"}
+
+
+def _check_shared(configs: Sequence[TrainConfig]) -> None:
+    first = configs[0]
+    for c in configs[1:]:
+        diff = [o for o in SHARED_OPTIONS if getattr(c, o) != getattr(first, o)]
+        if diff:
+            raise ConfigError(f"Members of a joint run must share {', '.join(diff)}.")
+
+
+def train_together(
+    configs: Sequence[TrainConfig], output_dir: str, choice: dict | None = None
+) -> tuple[list[dict], dict[str, str]]:
+    """Trains the runs of `configs` together; each keeps its own output directory.
+
+    Args:
+        configs: One configuration per member; their `output_dir`s must be
+            distinct subdirectories of `output_dir`.
+        output_dir: Where the joint commit point `joint_state.json` lives.
+        choice: The `seed_parallel_choice` recorded in the results.
+
+    Returns:
+        `(results, failures)`: the results of the members that finished, in
+        the order of `configs`, and `{member: message}` of the members whose
+        loss became non-finite (their last finite epoch stays committed).
+    """
+    previous_policy = keras.config.dtype_policy()
+    try:
+        return _train_together(list(configs), output_dir, choice)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tuple:
+    _check_shared(configs)
+    first = configs[0]
+    names = [os.path.relpath(c.output_dir, output_dir) for c in configs]
+    if len(set(names)) != len(names) or any(n.startswith("..") for n in names):
+        raise ConfigError("Members need distinct output directories inside the joint one.")
+    os.makedirs(output_dir, exist_ok=True)
+    for c in configs:
+        run_lib.claim_output_dir(c)
+    device = accelerator()
+    choice = choice or seed_parallel_choice(first, len(configs), device)
+    precision = resolve_precision(first.precision, device, first.batch_size)
+    if precision == "mixed_float16":
+        raise ConfigError("A joint run cannot share mixed_float16's loss scale between members.")
+    keras.config.set_dtype_policy(precision)
+    data, record = load_data_with_record(first, first.selection)
+    provenance = run_lib.data_entry(record, data)
+    failed = reconcile(output_dir, [n.replace(os.sep, "/") for n in names])
+    members = []
+    for name, c in zip(names, configs):
+        rule = None
+        if c.lr_rule == "paper":
+            rule = PaperLearningRateRule(c.learning_rate, "val_accuracy", seed=c.seed)
+        state = RunState(
+            c.output_dir, "val_accuracy", rule, config=dataclasses.asdict(c), data=provenance
+        )
+        state.deferred = True
+        members.append(Member(name.replace(os.sep, "/"), c, state, rule))
+    for m in members:
+        m.failure = failed.get(m.name)
+    active = [m for m in members if m.failure is None and m.state.initial_epoch < first.epochs]
+    starts = {m.state.initial_epoch for m in active}
+    if len(starts) > 1:
+        at = ", ".join(f"{m.name}: {m.state.initial_epoch}" for m in active)
+        raise ConfigError(
+            f"The members in {output_dir} finished different numbers of epochs ({at}): they "
+            "cannot continue together. Continue them with --seed-parallel off."
+        )
+    t0 = time.perf_counter()
+    if active:
+        _fit_together(members, active, data, device, starts.pop(), output_dir)
+    wall = time.perf_counter() - t0
+    note = reporting.note(first, provenance)
+    if note:
+        print(f"*** {note} ***")
+    results = []
+    for m in members:
+        if m.failure is not None:
+            continue
+        finished = reporting.FinishedRun(
+            m.config, m.state, data, wall, precision, device, provenance, seed_parallel=choice
+        )
+        results.append(reporting.report_run(finished))
+    return results, {m.name: m.failure for m in members if m.failure is not None}
+
+
+def _fit_together(
+    members: list[Member], active: list[Member], data, device, initial_epoch: int, output_dir: str
+) -> None:
+    first = active[0].config
+    networks = build_members([m.config for m in active], device)
+    for k, (m, network) in enumerate(zip(active, networks)):
+        m.model, m.output = network, f"m{k}"
+        m.prefix = f"m{k}_" if len(active) > 1 else ""
+    model = compile_joint(networks, [m.config for m in active], device)
+    (x_fit, y_fit), (x_val, y_val) = data["fit"], data["val"]
+    batches = [
+        datasets.TrainingBatches(
+            x_fit, y_fit, first.batch_size, m.config.seed, first.epochs, initial_epoch
+        )
+        for m in active
+    ]
+    callbacks: list = [MemberCallbacks(m, k) for k, m in enumerate(active)]
+    progress = first.verbose == "auto"
+    callbacks += [JointCommit(output_dir, members, progress), _EpochSync(batches)]
+    model.fit(
+        JointBatches(batches, [m.output for m in active]),
+        validation_data=JointEvaluation(x_val, y_val, [m.output for m in active]),
+        epochs=first.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=0 if progress else first.verbose,
+    )
+
+
+class _EpochSync(keras.callbacks.Callback):
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for b in self.batches:
+            b.set_epoch(epoch)
