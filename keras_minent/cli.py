@@ -231,8 +231,8 @@ def _main(argv: list[str] | None) -> int:
         config = options_to_config(TrainConfig, args)
         if args.command == "reproduce":
             reproduce(config, args.seeds)
-        elif args.seeds > 1:
-            train_seeds(config, args.seeds)
+        elif args.seeds > 1 or config.seed_parallel is True:
+            train_seeds(config, args.seeds)  # refuses --seed-parallel on for one run
         else:
             train(config)
     except PeerLostError as e:

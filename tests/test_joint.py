@@ -176,6 +176,7 @@ def test_refusals_and_the_automatic_choice(tmp_path):
     assert joint_run.seed_parallel_choice(base, 4, cpu)["joint"] is False
     assert joint_run.seed_parallel_choice(base, 4, gpu)["joint"] is True
     assert joint_run.seed_parallel_choice(base, 1, gpu)["joint"] is False
+    assert main(["train", *CLI_SMALL, "--seed-parallel", "on", "--output-dir", str(tmp_path)]) == 2
     on = dataclasses.replace(base, seed_parallel=True)
     for change, words in (
         ({"distribute": "gpus"}, "--distribute gpus"),
@@ -185,6 +186,8 @@ def test_refusals_and_the_automatic_choice(tmp_path):
             joint_run.seed_parallel_choice(dataclasses.replace(on, **change), 4, gpu)
         auto = joint_run.seed_parallel_choice(dataclasses.replace(base, **change), 4, gpu)
         assert auto["joint"] is False
+    with pytest.raises(ConfigError, match="one run to train"):
+        joint_run.seed_parallel_choice(on, 1, gpu)
     with pytest.raises(ConfigError, match="seed_parallel"):
         TrainConfig(output_dir=str(tmp_path), seed_parallel="sometimes")
 

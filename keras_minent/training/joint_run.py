@@ -220,14 +220,14 @@ def seed_parallel_choice(config: TrainConfig, num_members: int, device: dict) ->
     requested = config.seed_parallel
     refusal = None
     if num_members < 2:
-        refusal = "there is one run to train"
+        refusal = "there is one run to train (it needs --seeds 2 or more, or reproduce)"
     elif config.distribute != "none":
         refusal = f"--distribute {config.distribute} spreads one run over several devices"
     elif precision_choice(config.precision, device, config.batch_size)["policy"] == (
         "mixed_float16"
     ):
         refusal = "mixed_float16's loss scale would be shared by the members"
-    if requested is True and refusal is not None and num_members > 1:
+    if requested is True and refusal is not None:
         raise ConfigError(
             f"--seed-parallel on cannot apply: {refusal}. Use --seed-parallel off"
             + (" or --precision float32 / mixed_bfloat16." if "float16" in refusal else ".")
