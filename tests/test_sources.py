@@ -388,3 +388,29 @@ def test_real_fashion_mnist(tmp_path):
     assert {r: len(y) for r, (_, y) in data.items()} == {"fit": 55000, "val": 100, "test": 100}
     assert np.bincount(data["fit"][1]).min() > 5000  # balanced classes, 6000 each in train
     assert 0.25 < record["normalization"]["mean"][0] < 0.32  # Fashion-MNIST's mean is ~0.286
+
+
+def test_reproduce_table_shows_the_papers_numbers_only_for_emnist_letters(tmp_path, capsys):
+    from keras_minent.training import reporting
+
+    row = {"config": "vgg5/ce", "mean": 0.9, "std": 0.01, "n": 2}
+    row |= {"test_ece_mean": 0.02, "test_mean_entropy_mean": 0.1}
+    out = str(tmp_path)
+    reporting.report_reproduction(TrainConfig(output_dir=out), [{**row, "paper": 95.86}])
+    emnist_table = capsys.readouterr().out
+    assert "95.860" in emnist_table and "paper: paper protocol" in emnist_table
+    other = TrainConfig(output_dir=out, dataset="cifar10", max_train_examples=100)
+    reporting.report_reproduction(other, [{**row, "paper": None}])
+    table = capsys.readouterr().out
+    assert "vgg5/ce" in table and "95.860" not in table and "EMNIST-Letters only" in table
+    assert "SUBSET OF THE DATA: --max-train-examples 100" in table
+
+
+def test_emnist_letters_is_the_builtin_and_a_path_of_that_name_is_written_dot_slash(
+    tmp_path, monkeypatch
+):
+    d, _ = mnist_dir(tmp_path)
+    os.rename(d, tmp_path / "emnist_letters")
+    monkeypatch.chdir(tmp_path)
+    assert sources.kind_of("emnist_letters") == "emnist_letters"
+    assert sources.kind_of("./emnist_letters") == "idx"

@@ -59,8 +59,8 @@ def builder(name: str, data_dir: str | None = None, download: bool = True):
         raise DataError(
             f"tensorflow-datasets {name} is not prepared in {where} and the network is "
             f"unreachable: prepare it on a machine with network (`tfds build {name} "
-            f"--data_dir DIR`) and copy DIR's {base}/ into {where}, or put its downloads "
-            f"in {where}/downloads/manual."
+            f"--data_dir DIR`) and copy DIR/{base}/ into {where}/, or give --dataset its "
+            "files (IDX directory, .npz, image folders)."
         )
     try:
         b.download_and_prepare()
