@@ -334,6 +334,9 @@ def test_bad_image_folders(tmp_path):
     (split / "test" / "a").mkdir(parents=True)
     with pytest.raises(DataError, match="test holds no images"):
         sources.load(str(split))
+    os.rename(split / "test", split / "val")
+    with pytest.raises(DataError, match="holds train/ but no test/: give both"):
+        sources.load(str(split))
 
 
 def test_cli_prints_a_data_error_as_one_line(tmp_path, capsys):

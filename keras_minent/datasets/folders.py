@@ -53,10 +53,20 @@ def _image_files(directory: str) -> list[str]:
 
 
 def layout(directory: str) -> str | None:
-    """`"split"` (`train/` and `test/`), `"classes"` (class folders) or None."""
+    """`"split"` (`train/` and `test/`), `"classes"` (class folders) or None.
+
+    Raises:
+        DataError: If only one of `train/` and `test/` is there.
+    """
     subdirs = _class_dirs(directory)
     if "train" in subdirs and "test" in subdirs:
         return "split"
+    if "train" in subdirs or "test" in subdirs:
+        have, lack = ("train", "test") if "train" in subdirs else ("test", "train")
+        raise DataError(
+            f"{directory} holds {have}/ but no {lack}/: give both (each with one folder per "
+            "class), or the class folders directly (a test sixth is then held out)."
+        )
     if any(_image_files(os.path.join(directory, d)) for d in subdirs):
         return "classes"
     return None

@@ -102,6 +102,12 @@ def load(dataset: str, data_dir: str | None = None, download: bool = True) -> tu
         DataError: If the data cannot be found or read, or is inconsistent
             (the message names the file and what is wrong).
         MissingExtraError: If the source needs an optional part (tfds, Pillow).
+
+    Example:
+    ```python
+    official, record = keras_minent.datasets.sources.load("data/fashion")
+    x_train, y_train = official["train"]  # uint8 (60000, 28, 28, 1), int64 0..9
+    ```
     """
     from keras_minent.datasets import folders, local, tfds_source
 
