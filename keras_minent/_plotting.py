@@ -59,6 +59,7 @@ OPTIONAL_EXTRAS = {
     "sklearn": "tuning",
     "scipy": "tuning",
     "matplotlib": "plots",
+    "PIL": "images",
 }
 
 

@@ -110,7 +110,7 @@ def add_options(
             kwargs["type"] = _typed(meta.get("type") or type(default))
         flag = meta.get("flag") or f"--{name}"
         if not kwargs["choices"]:
-            kwargs["metavar"] = flag[2:].upper().replace("-", "_")
+            kwargs["metavar"] = meta.get("metavar") or flag[2:].upper().replace("-", "_")
         group.add_argument(flag, **kwargs)
     return sections
 
@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="keras-minent",
-        description="Train VGG-5 with MIN-ENT / MIX-ENT on EMNIST-Letters (the paper's recipe).",
+        description="Train VGG-5 with MIN-ENT / MIX-ENT on EMNIST-Letters (the paper's recipe) "
+        "or another image-classification dataset (--dataset).",
     )
     parser.add_argument(
         "--version", action="version", version=f"keras-minent {keras_minent.__version__}"
@@ -220,7 +221,7 @@ def _main(argv: list[str] | None) -> int:
 
         require("keras_tuner", "tuning", "The tune command")
     args = build_parser().parse_args(argv)
-    from keras_minent.datasets.idx import EmnistDataError
+    from keras_minent.datasets.idx import DataError
     from keras_minent.distribute import EXIT_PEER_LOST, PeerLostError
     from keras_minent.training import ConfigError, TrainConfig, reproduce, train, train_seeds
     from keras_minent.training.files import RunError
@@ -245,7 +246,7 @@ def _main(argv: list[str] | None) -> int:
             sys.stderr.flush()
             os._exit(EXIT_PEER_LOST)
         return EXIT_PEER_LOST
-    except (ConfigError, EmnistDataError, RunError) as e:
+    except (ConfigError, DataError, RunError) as e:
         print(f"keras-minent: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

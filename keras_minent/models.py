@@ -1,4 +1,4 @@
-"""VGG-5 and Spinal-VGG-5 for 28x28 grey images (EMNIST-Letters).
+"""VGG-5 and Spinal-VGG-5 for 28x28 grey images (EMNIST-Letters), and any image size.
 
 Both builders return uncompiled `keras.Model`s that take raw pixel values
 (0..255, e.g. uint8 images) and output **float32 logits**, also under a
@@ -51,6 +51,30 @@ def _check_args(input_shape, num_classes, dropout) -> None:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
 
 
+def _check_normalization(mean, std, channels) -> tuple:
+    """`(mean, variance)` for the Normalization layer: scalars, or one value per channel."""
+
+    def values(v, name):
+        seq = isinstance(v, Sequence) and not isinstance(v, str)
+        vals = list(v) if seq else [v]
+        ok = all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+            for x in vals
+        )
+        if not ok or (seq and len(vals) not in (1, channels)):
+            raise ValueError(
+                f"`{name}` must be a finite number or one per channel ({channels}). "
+                f"Received: {name}={v!r}"
+            )
+        return vals if seq else v
+
+    mean, std = values(mean, "mean"), values(std, "std")
+    if min(std if isinstance(std, list) else [std]) <= 0:
+        raise ValueError(f"`std` must be > 0. Received: std={std!r}")
+    variance = [x**2 for x in std] if isinstance(std, list) else std**2
+    return mean, variance
+
+
 def _torch_dense(units: int, fan_in: int, name: str, dtype=None) -> layers.Dense:
     """A Dense layer initialised like PyTorch's `nn.Linear` (U(+-1/sqrt(fan_in)))."""
     bound = 1.0 / math.sqrt(fan_in)
@@ -101,12 +125,13 @@ def _dropout_seed(seed: int | None, k: int) -> int | None:
     return None if seed is None else seed + 100 + k
 
 
-def _stem(inputs, augment: bool, seed: int | None):
+def _stem(inputs, augment: bool, seed: int | None, normalization: tuple):
     x = inputs
     if augment:
         x = augmentation(seed=seed)(x)
     x = layers.Rescaling(1.0 / 255.0, dtype="float32", name="rescale")(x)
-    return layers.Normalization(mean=MEAN, variance=STD**2, dtype="float32", name="normalize")(x)
+    mean, variance = normalization
+    return layers.Normalization(mean=mean, variance=variance, dtype="float32", name="normalize")(x)
 
 
 def _features(x, bn: dict):
@@ -143,6 +168,8 @@ def vgg5(
     seed: int | None = None,
     synchronized_bn: bool = False,
     name: str = "vgg5",
+    mean: float | Sequence[float] = MEAN,
+    std: float | Sequence[float] = STD,
 ) -> keras.Model:
     """VGG-5 of the paper (SpinalNet's EMNIST VGG).
 
@@ -153,7 +180,7 @@ def vgg5(
 
     The model contains its preprocessing: it takes raw pixel values in
     [0, 255] (uint8 images work), scales them to [0, 1] and normalises with
-    mean 0.1307 and std 0.3081. Its output is float32 logits (use
+    `mean` and `std` (default 0.1307 and 0.3081, MNIST's). Its output is float32 logits (use
     `from_logits=True`), also under a mixed-precision policy.
 
     Args:
@@ -167,6 +194,10 @@ def vgg5(
         synchronized_bn: Synchronize BatchNorm statistics across replicas
             (TensorFlow distribution strategies; see `keras_minent.distribute`).
         name: Name of the model.
+        mean: Mean of the input in the [0, 1] scale: a number, or one per
+            channel (the main job passes the training split's for data
+            without published ones). Saved with the model.
+        std: Standard deviation likewise (> 0).
 
     Returns:
         An uncompiled `keras.Model`.
@@ -181,9 +212,10 @@ def vgg5(
     ```
     """
     _check_args(input_shape, num_classes, dropout)
+    normalization = _check_normalization(mean, std, input_shape[-1])
     bn = {**_BN, "synchronized": synchronized_bn}
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = _features(_stem(inputs, augment, seed), bn)
+    x = _features(_stem(inputs, augment, seed, normalization), bn)
     x = layers.Dropout(dropout, seed=_dropout_seed(seed, 1), name="head_dropout1")(x)
     x = _torch_dense(512, x.shape[-1], "head_dense")(x)
     x = layers.BatchNormalization(**bn, name="head_bn")(x)
@@ -203,6 +235,8 @@ def spinal_vgg5(
     seed: int | None = None,
     synchronized_bn: bool = False,
     name: str = "spinal_vgg5",
+    mean: float | Sequence[float] = MEAN,
+    std: float | Sequence[float] = STD,
     _plain_slices: bool = False,
 ) -> keras.Model:
     """Spinal-VGG-5, the paper's competitor (SpinalNet's EMNIST code).
@@ -223,6 +257,8 @@ def spinal_vgg5(
         seed: Seed of the augmentation and dropout layers.
         synchronized_bn: Synchronize BatchNorm statistics across replicas.
         name: Name of the model.
+        mean: Mean of the input in the [0, 1] scale (see `vgg5`).
+        std: Standard deviation of the input in the [0, 1] scale (see `vgg5`).
 
     Returns:
         An uncompiled `keras.Model` with float32 logits.
@@ -236,11 +272,12 @@ def spinal_vgg5(
     ```
     """
     _check_args(input_shape, num_classes, dropout)
+    normalization = _check_normalization(mean, std, input_shape[-1])
     if isinstance(spinal_width, bool) or not isinstance(spinal_width, int) or spinal_width < 1:
         raise ValueError(f"`spinal_width` must be a positive integer. Received: {spinal_width}")
     bn = {**_BN, "synchronized": synchronized_bn}
     inputs = keras.Input(tuple(input_shape), name="image")
-    features = _features(_stem(inputs, augment, seed), bn)
+    features = _features(_stem(inputs, augment, seed, normalization), bn)
     half = features.shape[-1] // 2
     if _plain_slices:  # Keras's own GetItem operation: loads without this package
         part_a, part_b = features[:, :half], features[:, half:]
@@ -300,8 +337,13 @@ def inference_model(model: keras.Model, name: str | None = None) -> keras.Model:
         )
     spinal = "spinal1_dense" in layers_by_name
     dropout = layers_by_name["head_dropout" if spinal else "head_dropout1"].rate
+    norm = layers_by_name["normalize"].get_config()
+    std = norm["variance"]
+    std = [math.sqrt(v) for v in std] if isinstance(std, list) else math.sqrt(std)
     kwargs = {
         "input_shape": tuple(model.input_shape[1:]),
+        "mean": norm["mean"],
+        "std": std,
         "num_classes": layers_by_name["logits"].units,
         "dropout": dropout,
         "softmax": "probabilities" in layers_by_name,

@@ -133,3 +133,21 @@ def test_save_and_load_identical_predictions(builder, tmp_path):
     # The augmentation stays jit-compatible after loading (a resumed run on JAX
     # keeps its compiled step); "auto" means no XLA on TensorFlow (these layers) and torch.
     assert loaded.jit_compile == model.jit_compile == (BACKEND == "jax")
+
+
+def test_normalization_per_channel_is_validated_saved_and_copied():
+    model = models.vgg5((32, 32, 3), 10, mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3])
+    norm = model.get_layer("normalize").get_config()
+    assert norm["mean"] == [0.5, 0.4, 0.3]
+    np.testing.assert_allclose(norm["variance"], [0.04, 0.0625, 0.09])
+    copy = models.inference_model(model)
+    assert copy.get_layer("normalize").get_config()["variance"] == norm["variance"]
+    default = models.inference_model(models.vgg5()).get_layer("normalize").get_config()
+    assert (default["mean"], default["variance"]) == (models.MEAN, models.STD**2)
+    for kwargs, message in (
+        ({"std": 0.0}, "`std` must be > 0"),
+        ({"std": [0.2, 0.3]}, "one per channel"),
+        ({"mean": float("nan")}, "finite number"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            models.spinal_vgg5((32, 32, 3), 10, **kwargs)

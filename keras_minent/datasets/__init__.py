@@ -1,5 +1,6 @@
 """Datasets: EMNIST-Letters with the official split (tfds builder, IDX reader),
-and the selection of a run's arrays (`load_data`).
+any other image-classification dataset (`sources`: tfds names, IDX files, `.npz`,
+image folders), and the selection of a run's arrays (`load_data`).
 
 TensorFlow and tensorflow-datasets are imported only where used (the tfds builder and
 the tf.data pipeline of the TensorFlow backend); the NumPy loader and `PyDataset`
@@ -20,6 +21,7 @@ from keras_minent.datasets.emnist import (
     validation_indices,
 )
 from keras_minent.datasets.idx import (
+    DataError,
     EmnistDataError,
     read_directory,
     read_zip,
@@ -33,6 +35,7 @@ from keras_minent.datasets.selection import load_data, write_synthetic
 __all__ = [
     "SPLITS",
     "VALIDATION_SEED",
+    "DataError",
     "EmnistDataError",
     "builder",
     "emnist_letters",

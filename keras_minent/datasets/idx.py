@@ -49,7 +49,11 @@ def file_name(split: str, kind: str) -> str:
 REQUIRED_FILES = tuple(file_name(s, k) for s in SPLITS for k in ("images", "labels"))
 
 
-class EmnistDataError(ValueError):
+class DataError(ValueError):
+    """A dataset that is missing, corrupt or inconsistent (the message names the file)."""
+
+
+class EmnistDataError(DataError):
     """EMNIST files that are missing, corrupt or inconsistent."""
 
 

@@ -7,7 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from keras_minent.datasets import arrays, emnist, idx
+from keras_minent.datasets import arrays, emnist, idx, order, sources
+
+#: The keys of the subsets `--max-train-examples` / `--max-eval-examples` take,
+#: by split: the first N of `order.permutation(n, (VALIDATION_SEED, k))`, sorted.
+SUBSET_KEYS = {"train": 1, "train_without_validation": 1, "validation": 2, "test": 3}
 
 
 def write_synthetic(directory: str, size: int) -> str:
@@ -36,21 +40,25 @@ def load_data(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The arrays of a run: `{"fit", "val", "test"}` (only `roles`) as `(images, labels)`.
 
-    With `selection="test"` (the paper's protocol) "fit" is the whole training
+    The data are `config.dataset` (`emnist_letters` by default; see
+    `keras_minent.datasets.sources` for the other forms). With `selection="test"` (the paper's protocol) "fit" is the whole training
     split and "val" the test split; otherwise "fit" is the training split
     without the validation carve-out and "val" that carve-out. `synthetic`
-    data are generated once into the output directory. `load_data_with_record`
-    also returns where the data came from.
+    data are generated once into the output directory. Then
+    `max_train_examples` limits "fit" and `max_eval_examples` "val" and
+    "test" to the first N of a fixed permutation of each (`SUBSET_KEYS`).
+    `load_data_with_record` also returns where the data came from.
 
     Args:
         config: The data options (`keras_minent.training.DataOptions`:
-            `output_dir`, `data_dir`, `idx_dir`, `download`, `synthetic`,
-            `synthetic_size`).
+            `dataset`, `output_dir`, `data_dir`, `idx_dir`, `download`,
+            `synthetic`, `synthetic_size`, `max_train_examples`,
+            `max_eval_examples`).
         selection: `"validation"` or `"test"`.
         roles: The roles to load.
 
     Raises:
-        EmnistDataError: If the data cannot be found or is corrupt.
+        DataError: If the data cannot be found or is corrupt.
     """
     return load_data_with_record(config, selection, roles)[0]
 
@@ -65,20 +73,30 @@ def load_data_with_record(
 
     Returns:
         `(arrays, record)`: the arrays as `load_data` returns them, and the
-        record as `keras_minent.datasets.records` documents it (`source`,
-        `verified`, `location`, `arrays_sha256`, `fingerprint`, ...).
+        record as `keras_minent.datasets.records` and `sources` document it
+        (`source`, `verified`, `location`, `arrays_sha256`, `fingerprint`,
+        `num_classes`, `input_shape`, `label_mapping`, ...; a copy, with
+        `limits` where a limit applies and `normalization` where "fit" is
+        loaded: `mean` and `std` per channel in the [0, 1] scale, MNIST's
+        published constants for EMNIST-Letters, else computed on "fit").
 
     Raises:
-        EmnistDataError: If the data cannot be found, is corrupt, is empty or
-            has labels that are not class ids.
+        DataError: If the data cannot be found, is corrupt, is empty or
+            has labels that are not class ids (`EmnistDataError` for EMNIST-Letters).
     """
-    data_dir, idx_dir, download = config.data_dir, config.idx_dir, config.download
-    if config.synthetic:
-        raw = write_synthetic(
-            os.path.join(config.output_dir, "synthetic_raw"), config.synthetic_size
-        )
-        data_dir, idx_dir, download = os.path.join(config.output_dir, "synthetic_tfds"), raw, False
-    official, record = _official(data_dir, idx_dir, download, loader)
+    dataset = getattr(config, "dataset", sources.EMNIST_LETTERS)
+    if dataset == sources.EMNIST_LETTERS:
+        data_dir, idx_dir, download = config.data_dir, config.idx_dir, config.download
+        if config.synthetic:
+            raw = write_synthetic(
+                os.path.join(config.output_dir, "synthetic_raw"), config.synthetic_size
+            )
+            data_dir = os.path.join(config.output_dir, "synthetic_tfds")
+            idx_dir, download = raw, False
+        official, record = _official(data_dir, idx_dir, download, loader)
+        record = sources.emnist_record(record)
+    else:
+        official, record = sources.load(dataset, config.data_dir, config.download)
     splits = {
         "fit": "train" if selection == "test" else "train_without_validation",
         "val": "test" if selection == "test" else "validation",
@@ -87,7 +105,58 @@ def load_data_with_record(
     data = {role: emnist.select_split(official, splits[role]) for role in roles}
     for role, (images, labels) in data.items():
         _check_labels(role, images, labels, record)
+    data, record = _limit(config, data, splits, record)
+    if "fit" in data:
+        record["normalization"] = _normalization(record, data["fit"][0])
     return data, record
+
+
+def _limit(config, data: dict, splits: dict, record: dict) -> tuple[dict, dict]:
+    """Applies `max_train_examples` ("fit") and `max_eval_examples` ("val", "test")."""
+    limits = {
+        "fit": getattr(config, "max_train_examples", None),
+        "val": getattr(config, "max_eval_examples", None),
+        "test": getattr(config, "max_eval_examples", None),
+    }
+    if all(limits[role] is None for role in data):
+        return data, record
+    before = {role: int(len(y)) for role, (_, y) in data.items()}
+    out = {}
+    for role, (images, labels) in data.items():
+        n = limits[role]
+        if n is not None and n < len(labels):
+            key = (emnist.VALIDATION_SEED, SUBSET_KEYS[splits[role]])
+            keep = np.sort(order.permutation(len(labels), key)[:n])
+            images, labels = images[keep], labels[keep]
+        out[role] = (images, labels)
+    record = {
+        **record,
+        "limits": {
+            "max_train_examples": limits["fit"],
+            "max_eval_examples": limits["val"],
+            "examples_before_limits": before,
+            "subset": "the first N of order.permutation(n, (VALIDATION_SEED, k)), sorted; "
+            "k = 1 (training splits), 2 (validation), 3 (test)",
+        },
+    }
+    return out, record
+
+
+def _normalization(record: dict, fit_images: np.ndarray) -> dict:
+    """The models' input normalisation: published for EMNIST-Letters, else from "fit"."""
+    if record.get("kind") == sources.EMNIST_LETTERS:
+        return {
+            "mean": sources.MNIST_MEAN,
+            "std": sources.MNIST_STD,
+            "source": sources.PUBLISHED_NOTE,
+        }
+    mean, std = sources.channel_statistics(fit_images)
+    return {
+        "mean": mean,
+        "std": std,
+        "source": f"computed on the fit split ({len(fit_images)} images, after the validation "
+        "carve-out and --max-train-examples), per channel in the [0, 1] scale",
+    }
 
 
 def _official(data_dir, idx_dir, download, loader) -> tuple[dict, dict]:
@@ -101,23 +170,39 @@ def _official(data_dir, idx_dir, download, loader) -> tuple[dict, dict]:
 
 
 def _check_labels(role: str, images: np.ndarray, labels: np.ndarray, record: dict) -> None:
-    """Refuses an empty split, and labels that are not class ids 0..25."""
+    """Refuses an empty split, and labels that are not class ids 0..K-1."""
     where = record.get("location") or "the prepared dataset"
+    top = int(record.get("num_classes", 26)) - 1
+    emnist_data = record.get("kind", sources.EMNIST_LETTERS) == sources.EMNIST_LETTERS
+    error = idx.EmnistDataError if emnist_data else idx.DataError
     if len(labels) == 0 or len(images) != len(labels):
-        raise idx.EmnistDataError(
+        raise error(
             f"The {role} split of {where} has {len(labels)} labels for {len(images)} images: "
             "a run needs at least one example in each split."
         )
     if labels.dtype.kind == "f":
         if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-            raise idx.EmnistDataError(
+            raise error(
                 f"The {role} labels of {where} are not whole numbers (floats such as 1.5): "
-                "labels must be class ids 0..25."
+                f"labels must be class ids 0..{top}."
             )
     elif labels.dtype.kind not in "iu":
-        raise idx.EmnistDataError(f"The {role} labels of {where} are {labels.dtype}, not ids.")
-    if labels.min() < 0 or labels.max() > 25:
-        raise idx.EmnistDataError(
+        raise error(f"The {role} labels of {where} are {labels.dtype}, not ids.")
+    if labels.min() < 0 or labels.max() > top:
+        name = "EMNIST-Letters'" if emnist_data else "the dataset's"
+        raise error(
             f"The {role} labels of {where} range over {labels.min()}..{labels.max()}: "
-            "EMNIST-Letters' class ids are 0..25."
+            f"{name} class ids are 0..{top}."
         )
+
+
+def models_kwargs(record: dict) -> dict:
+    """The data's arguments of the model builders (`vgg5`, `spinal_vgg5`): `input_shape`,
+    `num_classes`, `mean` and `std` from a record `load_data_with_record` returned."""
+    norm = record.get("normalization") or {}
+    return {
+        "input_shape": tuple(record.get("input_shape", (28, 28, 1))),
+        "num_classes": int(record.get("num_classes", 26)),
+        "mean": norm.get("mean", sources.MNIST_MEAN),
+        "std": norm.get("std", sources.MNIST_STD),
+    }

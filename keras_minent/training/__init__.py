@@ -1,4 +1,5 @@
-"""The main job: train VGG-5 (or Spinal-VGG-5) on EMNIST-Letters with the paper's recipe.
+"""The main job: train VGG-5 (or Spinal-VGG-5) on EMNIST-Letters with the paper's recipe
+(or on another image-classification dataset: `TrainConfig.dataset`).
 
 `train(TrainConfig(...))` does one run; `train_seeds` several; `reproduce` the
 paper's table. Every run writes to its output directory:

@@ -56,6 +56,16 @@ def auto_or_int(text: str) -> int | str:
     return "auto" if text == "auto" else int(text)
 
 
+def limit(text: str) -> int | None:
+    """Parses `none` or an integer >= 1 (`--max-train-examples`, `--max-eval-examples`)."""
+    if text.lower() == "none":
+        return None
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected an integer >= 1 or none, got {text!r}")
+    return value
+
+
 def option(default: Any, help: str, **metadata: Any) -> Any:
     """A dataclass field with its command-line help.
 
@@ -79,6 +89,14 @@ class DataOptions:
     output_dir: str = option(
         "runs/emnist_letters", "where checkpoints and results go", group="run"
     )
+    dataset: str = option(
+        "emnist_letters",
+        "the data: emnist_letters (the paper's), an existing path (a directory of IDX files, "
+        "MNIST's or EMNIST's layout; a directory of images in class folders, train/ and test/ "
+        "or the class folders directly; a .npz with x_train, y_train, x_test, y_test), "
+        "else a tensorflow-datasets name (mnist, fashion_mnist, cifar10, emnist/balanced, ...)",
+        group="data",
+    )
     data_dir: str | None = option(
         None,
         "where prepared data are cached (default: $KERAS_MINENT_DATA or "
@@ -101,7 +119,46 @@ class DataOptions:
     synthetic_size: int = option(
         SYNTHETIC_SIZE, "number of generated training images", group="data"
     )
+    max_train_examples: int | None = option(
+        None,
+        "train on N examples only: the first N of a fixed permutation of the fit split "
+        "(after the validation carve-out); for quick runs, numbers not comparable",
+        group="data",
+        type=limit,
+        metavar="N",
+    )
+    max_eval_examples: int | None = option(
+        None,
+        "validate and test on N examples each (the first N of a fixed permutation)",
+        group="data",
+        type=limit,
+        metavar="N",
+    )
     verbose: Any = option("auto", "Keras verbosity: auto, 0, 1, 2", group="run", type=auto_or_int)
+
+    def data_checks(self) -> list[tuple[bool, str]]:
+        """`(ok, message)` for each data option (the configurations refuse a failing one)."""
+
+        def limit_ok(n) -> bool:
+            return n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1)
+
+        emnist = self.dataset == "emnist_letters"
+        return [
+            (
+                isinstance(self.dataset, str) and bool(self.dataset),
+                "dataset must be a name or path",
+            ),
+            (limit_ok(self.max_train_examples), "max_train_examples must be None or >= 1"),
+            (limit_ok(self.max_eval_examples), "max_eval_examples must be None or >= 1"),
+            (
+                emnist or self.idx_dir is None,
+                "--idx-dir is EMNIST-Letters' (--dataset emnist_letters)",
+            ),
+            (
+                emnist or not self.synthetic,
+                "--synthetic generates EMNIST-Letters; it would ignore --dataset",
+            ),
+        ]
 
 
 @dataclasses.dataclass
@@ -221,6 +278,7 @@ class TrainConfig(DataOptions):
             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
             (int(self.seed) >= 0, "seed must be >= 0"),
             (self.synthetic_size >= 52, "synthetic_size must be >= 52"),
+            *self.data_checks(),
         ]
         for ok, message in checks:
             if not ok:

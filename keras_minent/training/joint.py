@@ -230,14 +230,17 @@ def member_logs(logs: dict, prefix: str) -> dict:
     return out
 
 
-def build_members(configs: Sequence[TrainConfig], device: dict) -> list[keras.Model]:
+def build_members(
+    configs: Sequence[TrainConfig], device: dict, data: dict | None = None
+) -> list[keras.Model]:
     """Each configuration's network, built and compiled as its separate run builds it
-    (after `keras.utils.set_random_seed(seed)`), its variables under the name `m<k>`."""
+    (after `keras.utils.set_random_seed(seed)`, for the data of `data`, the run's
+    `data_entry`), its variables under the name `m<k>`."""
     networks = []
     for k, c in enumerate(configs):
         keras.utils.set_random_seed(c.seed)
         with keras.name_scope(f"m{k}"):
-            networks.append(run_lib.build_model(c, device))
+            networks.append(run_lib.build_model(c, device, data=data))
     return networks
 
 

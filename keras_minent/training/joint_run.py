@@ -42,6 +42,9 @@ JOINT_STATE_NAME = "joint_state.json"
 
 #: Options every member of a joint run must share (one data pipeline, one program).
 SHARED_OPTIONS = (
+    "dataset",
+    "max_train_examples",
+    "max_eval_examples",
     "data_dir",
     "idx_dir",
     "download",
@@ -316,7 +319,7 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
         )
     t0 = time.perf_counter()
     if active:
-        _fit_together(members, active, data, device, starts.pop(), output_dir)
+        _fit_together(members, active, data, provenance, device, starts.pop(), output_dir)
     wall = time.perf_counter() - t0
     note = reporting.note(first, provenance)
     if note:
@@ -333,10 +336,16 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
 
 
 def _fit_together(
-    members: list[Member], active: list[Member], data, device, initial_epoch: int, output_dir: str
+    members: list[Member],
+    active: list[Member],
+    data: dict,
+    data_record: dict,
+    device: dict,
+    initial_epoch: int,
+    output_dir: str,
 ) -> None:
     first = active[0].config
-    networks = build_members([m.config for m in active], device)
+    networks = build_members([m.config for m in active], device, data_record)
     for k, (m, network) in enumerate(zip(active, networks)):
         m.model, m.output = network, f"m{k}"
         m.prefix = f"m{k}_" if len(active) > 1 else ""

@@ -44,12 +44,31 @@ class FinishedRun:
 
 
 def note(config: TrainConfig, data: dict | None = None) -> str | None:
-    """The warning every output of the run carries (synthetic or unverified data), or None."""
+    """The warning every output of the run carries, or None: synthetic or unverified
+    EMNIST-Letters, and examples left out by `--max-train-examples` / `--max-eval-examples`."""
+    notes = []
     if config.synthetic:
-        return SYNTHETIC_NOTE
-    if data is not None and not data.get("verified"):
-        return f"UNVERIFIED DATA: {data.get('description') or data.get('source')}"
-    return None
+        notes.append(SYNTHETIC_NOTE)
+    elif data is not None and data.get("verified") is False:
+        notes.append(f"UNVERIFIED DATA: {data.get('description') or data.get('source')}")
+    limits = (data or {}).get("limits")
+    if limits or config.max_train_examples or config.max_eval_examples:
+        notes.append(subset_note(config, limits))
+    return "; ".join(notes) or None
+
+
+def subset_note(config: TrainConfig, limits: dict | None = None) -> str:
+    """The note of a run on part of its data (`--max-train-examples`, `--max-eval-examples`)."""
+    before = (limits or {}).get("examples_before_limits", {})
+    parts = []
+    for flag, n, roles in (
+        ("--max-train-examples", config.max_train_examples, ("fit",)),
+        ("--max-eval-examples", config.max_eval_examples, ("val", "test")),
+    ):
+        if n is not None:
+            of = "/".join(str(before[r]) for r in roles if r in before)
+            parts.append(f"{flag} {n}" + (f" (of {of})" if of else ""))
+    return "SUBSET OF THE DATA: " + ", ".join(parts) + ": not comparable with full-data numbers"
 
 
 def report_run(run: FinishedRun) -> dict[str, Any]:
@@ -159,6 +178,8 @@ def _calibration_report(best, test_logits, val, test, out: str, selection: str) 
 
 def _title(config: TrainConfig, data: dict | None = None) -> str:
     title = f"{config.model} + {config.loss} (seed {config.seed})"
+    if config.dataset != "emnist_letters":
+        title = f"{title} on {config.dataset}"
     return f"{title}\n{note(config, data)}" if note(config, data) else title
 
 
@@ -303,19 +324,27 @@ def report_seeds(
 
 
 def report_reproduction(config: TrainConfig, rows: list[dict]) -> None:
-    """Prints ours next to the paper's accuracies and writes `reproduce.json`."""
+    """Prints ours next to the paper's accuracies (on EMNIST-Letters; "-" on other
+    data) and writes `reproduce.json`."""
     print()
     print(
         f"{'configuration':<20} {'paper %':>8} {'ours %':>8} {'std':>6} {'n':>3} "
         f"{'ECE %':>6} {'H nats':>7}"
     )
     for r in rows:
+        paper = "-" if r["paper"] is None else f"{r['paper']:.3f}"
         print(
-            f"{r['config']:<20} {r['paper']:>8.3f} {100 * r['mean']:>8.3f} "
+            f"{r['config']:<20} {paper:>8} {100 * r['mean']:>8.3f} "
             f"{100 * r['std'] if r['n'] > 1 else float('nan'):>6.3f} {r['n']:>3} "
             f"{100 * r['test_ece_mean']:>6.2f} {r['test_mean_entropy_mean']:>7.4f}"
         )
-    print(f"  (paper: {OPTIMISTIC_NOTE}; ours: selection={config.selection})")
-    if config.synthetic:
-        print(f"  ({SYNTHETIC_NOTE})")
+    if config.dataset == "emnist_letters":
+        print(f"  (paper: {OPTIMISTIC_NOTE}; ours: selection={config.selection})")
+    else:
+        print(
+            f"  (dataset {config.dataset}: the paper's numbers are for EMNIST-Letters only; "
+            f"selection={config.selection})"
+        )
+    if note(config):
+        print(f"  ({note(config)})")
     write_json(os.path.join(config.output_dir, "reproduce.json"), rows)

@@ -1,4 +1,5 @@
-"""The main job: `train` one run (`seeds` trains several, `joint` several together)."""
+"""The main job: `train` one run (`seeds` trains several, `joint_run` several together),
+on EMNIST-Letters or on any image-classification dataset (`TrainConfig.dataset`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import keras
 
 from keras_minent import datasets
-from keras_minent.datasets import records
-from keras_minent.datasets.selection import load_data_with_record
+from keras_minent.datasets import sources
+from keras_minent.datasets.selection import load_data_with_record, models_kwargs
 from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
 from keras_minent.training import reporting
 from keras_minent.training.callbacks import PaperLearningRateRule, RunState, read_state
@@ -43,6 +44,7 @@ RESUMABLE_CHANGES = frozenset(
         "verbose",
         "output_dir",
         "epochs",
+        "dataset",
         "data_dir",
         "idx_dir",
         "download",
@@ -71,7 +73,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         NonFiniteLossError: If an epoch's loss is not finite (the last good
             epoch stays committed).
         OutputError: If the outputs cannot be written (permission, space, ...).
-        EmnistDataError: If the data cannot be found or is corrupt.
+        DataError: If the data cannot be found or is corrupt (`EmnistDataError`
+            for EMNIST-Letters).
     """
     previous_policy = keras.config.dtype_policy()
     try:
@@ -107,7 +110,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
         print(f"Resuming {config.output_dir} after epoch {state.initial_epoch}.")
     keras.utils.set_random_seed(config.seed)
     with dist.scope():
-        model = build_model(config, device, dist.synchronized_bn)
+        model = build_model(config, device, dist.synchronized_bn, provenance)
     callbacks = [cb for cb in (lr_rule, state) if cb is not None]
     if dist.is_chief:
         callbacks += _tensorboard(config.output_dir)
@@ -127,16 +130,43 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     )
 
 
+#: Fields of a data record copied into the `data` entry where the record has them.
+DATA_ENTRY_FIELDS = (
+    "dataset",
+    "kind",
+    "name",
+    "version",
+    "layout",
+    "files_sha256",
+    "files_list_sha256",
+    "num_files",
+    "test_split",
+    "counts",
+    "num_classes",
+    "input_shape",
+    "label_mapping",
+    "class_names",
+    "normalization",
+    "limits",
+)
+
+
 def data_entry(record: dict, data: dict) -> dict[str, Any]:
-    """The `data` entry of `state.json` and `results.json`: where the data came from."""
+    """The `data` entry of `state.json` and `results.json`: where the data came from
+    (name or path, version or files' SHA-256, the official split's `counts`, the
+    run's `num_examples`, `num_classes`, `input_shape`, `label_mapping`, the
+    input `normalization` and any `limits`). `verified` is None for data
+    other than EMNIST-Letters (nothing to verify them against)."""
+    verified = record.get("verified")
     return {
         "source": record.get("source"),
-        "verified": bool(record.get("verified")),
+        "verified": None if verified is None else bool(verified),
         "location": record.get("location"),
-        "description": records.describe(record),
+        "description": sources.describe(record),
         "fingerprint": record.get("fingerprint"),
         "arrays_sha256": record.get("arrays_sha256"),
         "num_examples": {role: int(len(y)) for role, (_, y) in data.items()},
+        **{k: record[k] for k in DATA_ENTRY_FIELDS if k in record},
     }
 
 
@@ -207,13 +237,20 @@ def _check_same_start(dist, initial_epoch: int, out: str) -> None:
         )
 
 
-def build_model(config: TrainConfig, device: dict, synchronized_bn: bool = False) -> keras.Model:
-    """The configured model, compiled (a resumed run's `RunState` restores its state)."""
+def build_model(
+    config: TrainConfig, device: dict, synchronized_bn: bool = False, data: dict | None = None
+) -> keras.Model:
+    """The configured model, compiled (a resumed run's `RunState` restores its state).
+
+    `data` (the run's `data_entry`) gives the input shape, the number of
+    classes and the normalisation; without it, EMNIST-Letters'.
+    """
     model = MODELS[config.model](
         dropout=config.dropout,
         augment=config.augment,
         seed=config.seed,
         synchronized_bn=synchronized_bn,
+        **models_kwargs(data or {}),
     )
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),

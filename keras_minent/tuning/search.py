@@ -15,7 +15,7 @@ import keras_tuner
 
 from keras_minent import losses as losses_lib
 from keras_minent import models
-from keras_minent.datasets.selection import load_data_with_record
+from keras_minent.datasets.selection import load_data_with_record, models_kwargs
 from keras_minent.training.config import (
     PRECISIONS,
     SYNTHETIC_NOTE,
@@ -85,7 +85,7 @@ def plot_objective(rows: list[dict], objective: str, path: str, note: str | None
 
 @dataclasses.dataclass
 class TuneConfig(DataOptions):
-    """A search of the regularizer weight on EMNIST-Letters.
+    """A search of the regularizer weight on EMNIST-Letters (or `dataset`).
 
     Each field's meaning is its help text (`dataclasses.fields(TuneConfig)`),
     also shown by `python -m keras_minent tune --help`. With
@@ -158,6 +158,7 @@ class TuneConfig(DataOptions):
             ),
             (bool(self.losses), "--losses needs at least one loss"),
             (self.synthetic_size >= 52, "--synthetic-size must be >= 52"),
+            *self.data_checks(),
         ]
         for ok, message in checks:
             if not ok:
@@ -179,7 +180,7 @@ class SearchStateError(ResumeError):
 #: change what a trial trains: the data's directories may move, its
 #: fingerprint is checked instead).
 SEARCH_RESUMABLE = frozenset(
-    {"trials", "output_dir", "verbose", "data_dir", "idx_dir", "download", "distribute"}
+    {"trials", "output_dir", "verbose", "dataset", "data_dir", "idx_dir", "download", "distribute"}
 )
 SEARCH_CONFIG_NAME = "search_config.json"
 PROJECT_NAME = "search"
@@ -289,8 +290,11 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         },
     )
     dist = distribution(config.distribute)  # before any other TensorFlow work
+    shape = models_kwargs(record)
     builder = model_builder or (
-        lambda: models.BUILDERS[config.model](augment=True, synchronized_bn=dist.synchronized_bn)
+        lambda: models.BUILDERS[config.model](
+            augment=True, synchronized_bn=dist.synchronized_bn, **shape
+        )
     )
     hypermodel = RegularizationHyperModel(
         builder,
@@ -360,6 +364,8 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
         print(f"{r['trial']:<6} {r['status']:<10} {r['loss'] or '':<8} {w:>10} {v:>18}")
     if best:
         cmd = f"python -m keras_minent train --loss {best['loss']} --model {config.model}"
+        if config.dataset != "emnist_letters":
+            cmd += f" --dataset {config.dataset}"
         if best.get("reg_weight") is not None and best["loss"] != "ce":
             cmd += f" --reg-weight {best['reg_weight']:.4g}"
         print(f"\nbest: {best}\ntrain the final model with:\n  {cmd}")

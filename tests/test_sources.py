@@ -1,0 +1,419 @@
+"""`--dataset`: every source form on small generated files, and each bad-data message."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from keras_minent.datasets import emnist, folders, idx, local, sources
+from keras_minent.datasets.idx import DataError, EmnistDataError
+from keras_minent.datasets.selection import load_data_with_record, models_kwargs
+from keras_minent.testing import requires_tf
+from keras_minent.training import TrainConfig
+from keras_minent.training.config import ConfigError
+
+
+def arrays(n, shape=(28, 28), labels=(3, 5, 9), seed=0):
+    rng = np.random.default_rng(seed)
+    return (
+        rng.integers(0, 256, (n, *shape)).astype(np.uint8),
+        rng.choice(np.asarray(labels), n).astype(np.uint8),
+    )
+
+
+def write_idx(path, array, gz):
+    payload = idx.encode_idx(array)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(payload, mtime=0) if gz else payload)
+
+
+def mnist_dir(tmp_path, gz=True, dotted=False, n=(24, 12)):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    data = {"train": arrays(n[0], seed=1), "test": arrays(n[1], seed=2)}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        for kind, a in zip(("images", "labels"), data[split]):
+            dim = "idx3" if kind == "images" else "idx1"
+            name = f"{prefix}-{kind}.{dim}-ubyte" if dotted else f"{prefix}-{kind}-{dim}-ubyte"
+            write_idx(d / (name + (".gz" if gz else "")), a, gz)
+    return d, data
+
+
+def config(dataset, tmp_path, **kw):
+    return TrainConfig(dataset=str(dataset), output_dir=str(tmp_path / "out"), **kw)
+
+
+def check_common(data, record, n_train, n_test, k, shape):
+    assert record["counts"] == {"train": n_train, "test": n_test}
+    assert record["num_classes"] == k and record["input_shape"] == list(shape)
+    n_val = int(round(n_train / 12))
+    assert {r: len(y) for r, (_, y) in data.items()} == {
+        "fit": n_train - n_val,
+        "val": n_val,
+        "test": n_test,
+    }
+    for x, y in data.values():
+        assert x.dtype == np.uint8 and x.shape[1:] == tuple(shape)
+        assert y.dtype == np.int64 and y.min() >= 0 and y.max() < k
+    assert len(record["fingerprint"]) == 64
+    norm = record["normalization"]
+    assert len(norm["mean"]) == shape[-1] and "fit split" in norm["source"]
+    fit = data["fit"][0].astype(np.float64) / 255
+    np.testing.assert_allclose(norm["mean"], fit.mean(axis=(0, 1, 2)), rtol=1e-9)
+    np.testing.assert_allclose(norm["std"], fit.std(axis=(0, 1, 2)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("gz,dotted", [(True, False), (False, False), (False, True), (True, True)])
+def test_idx_directory_mnist_layout(tmp_path, gz, dotted):
+    d, raw = mnist_dir(tmp_path, gz, dotted)
+    assert sources.kind_of(str(d)) == "idx"
+    data, record = load_data_with_record(config(d, tmp_path))
+    check_common(data, record, 24, 12, 3, (28, 28, 1))
+    assert record["label_mapping"] == {"3": 0, "5": 1, "9": 2}
+    assert record["layout"] == "mnist" and record["location"] == str(d)
+    assert len(record["files_sha256"]) == 4
+    for name, sha in record["files_sha256"].items():
+        assert sha == idx.sha256_of(d / name)
+    # upright, in the files' order, labels mapped
+    x_test, y_test = data["test"]
+    np.testing.assert_array_equal(x_test[..., 0], raw["test"][0])
+    np.testing.assert_array_equal(np.array([3, 5, 9])[y_test], raw["test"][1])
+
+
+def test_idx_directory_emnist_layout_is_transposed_and_subsets_named(tmp_path):
+    d = tmp_path / "gzip"
+    d.mkdir()
+    data = {"train": arrays(24, seed=1), "test": arrays(12, seed=2)}
+    for subset in ("balanced", "digits"):
+        for split in ("train", "test"):
+            x, y = data[split]
+            write_idx(d / f"emnist-{subset}-{split}-images-idx3-ubyte.gz", x.transpose(0, 2, 1), 1)
+            write_idx(d / f"emnist-{subset}-{split}-labels-idx1-ubyte", y, 0)
+    with pytest.raises(DataError, match="subsets balanced, digits: name one"):
+        load_data_with_record(config(d, tmp_path))
+    arrays_, record = load_data_with_record(config(d / "emnist-digits", tmp_path))
+    assert record["layout"].startswith("emnist") and record["kind"] == "idx"
+    np.testing.assert_array_equal(arrays_["test"][0][..., 0], data["test"][0])
+
+
+def test_emnist_letters_idx_files_read_generically_equal_the_builtin(tmp_path):
+    d = tmp_path / "letters"
+    official = {"train": idx.synthetic_letters(120, 1), "test": idx.synthetic_letters(24, 2)}
+    idx.write_official_files(d, official)
+    generic, record = sources.load(str(d))
+    builtin = idx.read_directory(d)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(generic[split][0], builtin[split][0])
+        np.testing.assert_array_equal(generic[split][1], builtin[split][1])
+    assert record["layout"].startswith("emnist")
+
+
+def test_npz_keras_layout_with_column_labels(tmp_path):
+    (xt, yt), (xs, ys) = arrays(30, (32, 32, 3)), arrays(10, (32, 32, 3), seed=3)
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=xt, y_train=yt[:, None], x_test=xs, y_test=ys[:, None])
+    data, record = load_data_with_record(config(path, tmp_path))
+    check_common(data, record, 30, 10, 3, (32, 32, 3))
+    assert record["files_sha256"] == {"data.npz": idx.sha256_of(path)}
+    assert record["kind"] == "npz" and record["verified"] is None
+    kw = models_kwargs(record)
+    assert kw["input_shape"] == (32, 32, 3) and kw["num_classes"] == 3 and len(kw["std"]) == 3
+
+
+def write_png(path, size=(20, 18), mode="RGB", value=0):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(value)
+    channels = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+    Image.fromarray(rng.integers(0, 256, channels).astype(np.uint8), mode).save(path)
+
+
+def test_image_folders_train_test_layout(tmp_path):
+    root = tmp_path / "imgs"
+    for split, n in (("train", 4), ("test", 2)):
+        for c in ("zebra", "cat", "dog"):
+            for i in range(n):
+                write_png(root / split / c / f"{i}.png", value=i)
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")
+    assert folders.layout(str(root)) == "split"
+    data, record = load_data_with_record(config(root, tmp_path))
+    check_common(data, record, 12, 6, 3, (18, 20, 3))
+    assert record["label_mapping"] == {"cat": 0, "dog": 1, "zebra": 2}
+    assert record["num_files"] == 18 and len(record["files_list_sha256"]) == 64
+    assert np.bincount(data["test"][1]).tolist() == [2, 2, 2]
+
+
+def test_image_folders_class_folders_hold_out_a_seeded_sixth(tmp_path):
+    root = tmp_path / "imgs"
+    for c in ("a", "b"):
+        for i in range(18):
+            write_png(root / c / f"{i:02d}.png", mode="L", value=i)
+    data, record = load_data_with_record(config(root, tmp_path))
+    check_common(data, record, 30, 6, 2, (18, 20, 1))
+    assert "held out" in record["test_split"]
+    again, record2 = load_data_with_record(config(root, tmp_path))
+    assert record2["fingerprint"] == record["fingerprint"]
+
+
+@requires_tf
+def test_tfds_name_through_mock_data(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    from keras_minent.datasets import download
+
+    monkeypatch.setattr(download, "network_reachable", lambda *a, **k: True)
+    with tfds.testing.mock_data(num_examples=24, data_dir=str(tmp_path / "tfds")):
+        data, record = load_data_with_record(
+            config("cifar10", tmp_path, data_dir=str(tmp_path / "tfds"))
+        )
+    assert record["kind"] == "tfds" and record["name"].startswith("cifar10/")
+    assert record["version"] == record["name"].split("/")[-1]
+    assert record["input_shape"] == [32, 32, 3]
+    assert record["counts"] == {"train": 24, "test": 24}  # mock_data: the same examples
+    assert len(record["label_mapping"]) == record["num_classes"] >= 2
+    assert len(record["class_names"]) == record["num_classes"]
+
+
+@requires_tf
+def test_unknown_tfds_name_is_refused_at_once(tmp_path):
+    with pytest.raises(DataError, match="'no_such_data' is not a tensorflow-datasets name"):
+        sources.load("no_such_data", str(tmp_path))
+
+
+@requires_tf
+def test_known_tfds_name_not_prepared_offline_fails_fast(tmp_path, monkeypatch):
+    from keras_minent.datasets import download
+
+    monkeypatch.setattr(download, "network_reachable", lambda *a, **k: False)
+    with pytest.raises(DataError, match="network is unreachable.*tfds build mnist"):
+        sources.load("mnist", str(tmp_path))
+    with pytest.raises(DataError, match="--no-download"):
+        sources.load("mnist", str(tmp_path), download=False)
+
+
+def test_emnist_letters_default_is_unchanged(tmp_path):
+    d = tmp_path / "letters"
+    idx.write_official_files(
+        d, {"train": idx.synthetic_letters(120, 1), "test": idx.synthetic_letters(24, 2)}
+    )
+    cfg = TrainConfig(
+        idx_dir=str(d), data_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "o")
+    )
+    data, record = load_data_with_record(cfg, loader="numpy")
+    official, before = emnist.arrays_lib.prepared(str(tmp_path / "cache"), str(d))
+    assert record["fingerprint"] == before["fingerprint"] and "num_classes" not in before
+    assert record["num_classes"] == 26 and record["input_shape"] == [28, 28, 1]
+    assert record["normalization"]["mean"] == 0.1307 and record["normalization"]["std"] == 0.3081
+    from keras_minent import models
+
+    assert (models.MEAN, models.STD) == (sources.MNIST_MEAN, sources.MNIST_STD)
+    assert "limits" not in record
+
+
+def test_max_examples_take_a_fixed_subset_after_the_carve_out(tmp_path):
+    (xt, yt), (xs, ys) = arrays(120, seed=4), arrays(40, seed=5)
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=xt, y_train=yt, x_test=xs, y_test=ys)
+    full, _ = load_data_with_record(config(path, tmp_path))
+    data, record = load_data_with_record(
+        config(path, tmp_path, max_train_examples=50, max_eval_examples=7)
+    )
+    assert {r: len(y) for r, (_, y) in data.items()} == {"fit": 50, "val": 7, "test": 7}
+    assert record["limits"]["examples_before_limits"] == {"fit": 110, "val": 10, "test": 40}
+    # the subset is a part of the full split, the same every time, independent of --seed
+    fit = {x.tobytes() for x in full["fit"][0]}
+    assert all(x.tobytes() in fit for x in data["fit"][0])
+    again, _ = load_data_with_record(
+        config(path, tmp_path, max_train_examples=50, max_eval_examples=7, seed=3)
+    )
+    np.testing.assert_array_equal(again["fit"][0], data["fit"][0])
+    assert record["normalization"]["source"].startswith("computed on the fit split (50 images")
+    big, _ = load_data_with_record(config(path, tmp_path, max_train_examples=10**6))
+    np.testing.assert_array_equal(big["fit"][0], full["fit"][0])
+
+
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"max_train_examples": 0}, "max_train_examples must be None or >= 1"),
+        ({"max_eval_examples": -3}, "max_eval_examples must be None or >= 1"),
+        ({"dataset": "mnist", "idx_dir": "x"}, "--idx-dir is EMNIST-Letters'"),
+        ({"dataset": "mnist", "synthetic": True}, "--synthetic generates EMNIST-Letters"),
+        ({"dataset": ""}, "dataset must be a name or path"),
+    ],
+)
+def test_invalid_data_options(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**kw)
+
+
+# --- bad data: each case names the file and what is wrong ---------------------------
+
+
+def save_npz(tmp_path, **arrays_):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays_)
+    return str(path)
+
+
+def good_npz(**over):
+    (xt, yt), (xs, ys) = arrays(20), arrays(8, seed=1)
+    return {"x_train": xt, "y_train": yt, "x_test": xs, "y_test": ys, **over}
+
+
+@pytest.mark.parametrize(
+    "over,message",
+    [
+        ({"y_train": np.arange(19) % 3}, r"bad.npz \(x_train, y_train\): 20 images but 19 labels"),
+        ({"y_train": np.linspace(0, 2, 20)}, "labels must be integers"),
+        ({"y_train": np.array(["a"] * 20)}, "labels must be integers"),
+        ({"y_train": np.zeros(20, int)}, r"1 class\(es\) \(\[0\]\); classification needs"),
+        ({"x_test": np.zeros((0, 28, 28), np.uint8), "y_test": np.zeros(0, int)}, "test split is empty"),
+        ({"y_test": np.full(8, 7)}, r"labels \[7\] occur in the test split but not in the training"),
+        ({"x_train": np.zeros((20, 28, 28), np.float32)}, "pixel values 0..255"),
+        ({"x_test": np.zeros((8, 30, 28), np.uint8)}, "test images are .* must be the same"),
+        ({"x_train": np.zeros((20, 8, 8), np.uint8), "x_test": np.zeros((8, 8, 8), np.uint8)}, "at least 16x16"),
+    ],
+)  # fmt: skip
+def test_bad_npz(tmp_path, over, message):
+    with pytest.raises(DataError, match=message):
+        sources.load(save_npz(tmp_path, **good_npz(**over)))
+
+
+def test_npz_lacking_keys_and_files_that_are_not_npz(tmp_path):
+    path = save_npz(tmp_path, x_train=np.zeros((2, 28, 28)), y_train=np.zeros(2))
+    with pytest.raises(DataError, match="bad.npz lacks x_test, y_test"):
+        sources.load(path)
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    with pytest.raises(DataError, match="notes.txt: not a readable .npz file"):
+        sources.load(str(other))
+
+
+def test_bad_idx_directories(tmp_path):
+    d, _ = mnist_dir(tmp_path, gz=False, n=(24, 12))
+    write_idx(d / "t10k-labels-idx1-ubyte", np.zeros(11, np.uint8), 0)
+    with pytest.raises(
+        DataError, match=r"t10k-images-idx3-ubyte holds 12 images but .* 11 labels"
+    ):
+        sources.load(str(d))
+    os.unlink(d / "t10k-labels-idx1-ubyte")
+    with pytest.raises(DataError, match="lacks t10k-labels-idx1-ubyte"):
+        sources.load(str(d))
+    (d / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8bnot gzip")
+    with pytest.raises(EmnistDataError, match="t10k-labels-idx1-ubyte.gz: corrupt or truncated"):
+        sources.load(str(d))
+
+
+def test_paths_of_neither_form_and_unknown_names(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(DataError, match="holds neither IDX files .* nor images in class folders"):
+        sources.kind_of(str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="no such file or directory, and not a tensorflow"):
+        sources.kind_of(str(tmp_path / "missing.npz"))
+
+
+def test_bad_image_folders(tmp_path):
+    root = tmp_path / "imgs"
+    for c in ("a", "b"):
+        for i in range(6):
+            write_png(root / c / f"{i}.png", value=i)
+    write_png(root / "b" / "7.png", size=(21, 18))
+    with pytest.raises(DataError, match=r"7.png: 21x18 pixels, but .*0.png is 20x18"):
+        sources.load(str(root))
+    (root / "b" / "7.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="7.png: not a readable image"):
+        sources.load(str(root))
+    split = tmp_path / "split"
+    write_png(split / "train" / "a" / "0.png")
+    write_png(split / "train" / "b" / "0.png")
+    (split / "test" / "a").mkdir(parents=True)
+    with pytest.raises(DataError, match="test holds no images"):
+        sources.load(str(split))
+    os.rename(split / "test", split / "val")
+    with pytest.raises(DataError, match="holds train/ but no test/: give both"):
+        sources.load(str(split))
+
+
+def test_cli_prints_a_data_error_as_one_line(tmp_path, capsys):
+    from keras_minent.cli import main
+
+    path = save_npz(tmp_path, **good_npz(y_train=np.zeros(20, int)))
+    code = main(["train", "--dataset", path, "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "classification needs at least 2" in err
+
+
+def test_local_helpers_spellings(tmp_path):
+    d, _ = mnist_dir(tmp_path, gz=False, dotted=True)
+    assert local.is_idx_dir(str(d)) and not local.emnist_subsets(str(d))
+
+
+def test_dataset_and_limits_are_options_of_train_tune_and_reproduce():
+    from keras_minent.cli import build_parser
+
+    parser = build_parser()
+    for command in ("train", "tune", "reproduce"):
+        args = parser.parse_args(
+            [
+                command,
+                "--dataset",
+                "mnist",
+                "--max-train-examples",
+                "5",
+                "--max-eval-examples",
+                "none",
+            ]
+        )
+        assert (args.dataset, args.max_train_examples, args.max_eval_examples) == (
+            "mnist",
+            5,
+            None,
+        )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--max-train-examples", "0"])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("KERAS_MINENT_FASHION_MNIST"),
+    reason="set KERAS_MINENT_FASHION_MNIST to a directory of Fashion-MNIST's four IDX files",
+)
+def test_real_fashion_mnist(tmp_path):
+    d = os.environ["KERAS_MINENT_FASHION_MNIST"]
+    data, record = load_data_with_record(config(d, tmp_path, max_eval_examples=100))
+    assert record["counts"] == {"train": 60000, "test": 10000}
+    assert record["num_classes"] == 10 and record["input_shape"] == [28, 28, 1]
+    assert record["label_mapping"] == {str(i): i for i in range(10)}
+    assert {r: len(y) for r, (_, y) in data.items()} == {"fit": 55000, "val": 100, "test": 100}
+    assert np.bincount(data["fit"][1]).min() > 5000  # balanced classes, 6000 each in train
+    assert 0.25 < record["normalization"]["mean"][0] < 0.32  # Fashion-MNIST's mean is ~0.286
+
+
+def test_reproduce_table_shows_the_papers_numbers_only_for_emnist_letters(tmp_path, capsys):
+    from keras_minent.training import reporting
+
+    row = {"config": "vgg5/ce", "mean": 0.9, "std": 0.01, "n": 2}
+    row |= {"test_ece_mean": 0.02, "test_mean_entropy_mean": 0.1}
+    out = str(tmp_path)
+    reporting.report_reproduction(TrainConfig(output_dir=out), [{**row, "paper": 95.86}])
+    emnist_table = capsys.readouterr().out
+    assert "95.860" in emnist_table and "paper: paper protocol" in emnist_table
+    other = TrainConfig(output_dir=out, dataset="cifar10", max_train_examples=100)
+    reporting.report_reproduction(other, [{**row, "paper": None}])
+    table = capsys.readouterr().out
+    assert "vgg5/ce" in table and "95.860" not in table and "EMNIST-Letters only" in table
+    assert "SUBSET OF THE DATA: --max-train-examples 100" in table
+
+
+def test_emnist_letters_is_the_builtin_and_a_path_of_that_name_is_written_dot_slash(
+    tmp_path, monkeypatch
+):
+    d, _ = mnist_dir(tmp_path)
+    os.rename(d, tmp_path / "emnist_letters")
+    monkeypatch.chdir(tmp_path)
+    assert sources.kind_of("emnist_letters") == "emnist_letters"
+    assert sources.kind_of("./emnist_letters") == "idx"
