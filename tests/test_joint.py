@@ -273,3 +273,30 @@ def test_reproduce_trains_its_four_configurations_together(tmp_path):
         )
         assert f"{results['config']['model']}/{results['config']['loss']}" == key
     assert (tmp_path / "reproduce.json").is_file()
+
+
+def test_members_are_built_for_the_runs_data(tmp_path):
+    """A joint run on another dataset (RGB 32x32, labels 3 and 7): every member takes
+    the data's shape and classes, as its separate run would."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "rgb.npz"
+    np.savez(
+        data,
+        x_train=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8),
+        y_train=np.where(np.arange(48) % 2, 7, 3),
+        x_test=rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8),
+        y_test=np.where(np.arange(12) % 2, 7, 3),
+    )
+    config = TrainConfig(
+        output_dir=str(tmp_path / "run"),
+        dataset=str(data),
+        epochs=1,
+        batch_size=11,
+        seed_parallel=True,
+        verbose=0,
+    )
+    payload = train_seeds(config, 2)
+    assert payload["summary"]["n"] == 2
+    for seed in (0, 1):
+        best = keras.saving.load_model(tmp_path / "run" / f"seed_{seed}" / "best.keras")
+        assert best.input_shape == (None, 32, 32, 3) and best.output_shape == (None, 2)
