@@ -300,3 +300,29 @@ def test_members_are_built_for_the_runs_data(tmp_path):
     for seed in (0, 1):
         best = keras.saving.load_model(tmp_path / "run" / f"seed_{seed}" / "best.keras")
         assert best.input_shape == (None, 32, 32, 3) and best.output_shape == (None, 2)
+
+
+def test_reconcile_rolls_forward_only_the_kill_window(tmp_path):
+    """A member one epoch behind the joint commit (a kill before its own state.json)
+    is rolled forward; a member continued by a separate run is never rolled back."""
+
+    def state(epochs):
+        return {"epochs_done": epochs, "history": {}}
+
+    def setup(own_epochs):
+        (tmp_path / "seed_0").mkdir(exist_ok=True)
+        (tmp_path / "seed_0" / "state.json").write_text(json.dumps(state(own_epochs)))
+        joint_state = {"format": 1, "epochs_done": 2, "members": {"seed_0": state(2)}}
+        (tmp_path / joint_run.JOINT_STATE_NAME).write_text(
+            json.dumps({**joint_state, "failed": {}})
+        )
+
+    def own():
+        return json.loads((tmp_path / "seed_0" / "state.json").read_text())["epochs_done"]
+
+    setup(1)
+    assert joint_run.reconcile(str(tmp_path), ["seed_0"]) == {} and own() == 2
+    setup(3)  # continued with --seed-parallel off: the joint state is out of date
+    assert joint_run.reconcile(str(tmp_path), ["seed_0"]) == {} and own() == 3
+    with pytest.raises(ConfigError, match="holds a joint run of"):
+        joint_run.reconcile(str(tmp_path), ["seed_0", "seed_1"])

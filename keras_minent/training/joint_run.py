@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -29,7 +30,13 @@ from keras_minent.training import run as run_lib
 from keras_minent.training.callbacks import STATE_NAME, PaperLearningRateRule, RunState
 from keras_minent.training.config import ConfigError, TrainConfig
 from keras_minent.training.devices import accelerator, precision_choice, resolve_precision
-from keras_minent.training.files import NonFiniteLossError, ResumeError, read_json_file, write_json
+from keras_minent.training.files import (
+    NonFiniteLossError,
+    ResumeError,
+    read_json_file,
+    remove,
+    write_json,
+)
 from keras_minent.training.joint import (
     JointBatches,
     JointEvaluation,
@@ -37,6 +44,8 @@ from keras_minent.training.joint import (
     compile_joint,
     member_logs,
 )
+
+logger = logging.getLogger(__name__)
 
 JOINT_STATE_NAME = "joint_state.json"
 
@@ -124,6 +133,9 @@ class JointCommit(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         staged = [m for m in self.members if m.failure is None and m.state.pending]
+        seconds = time.perf_counter() - self._t0
+        for m in staged:  # every member took the joint epoch (its time is not its own)
+            m.state.epoch_times[-1] = seconds
         write_joint_state(self.path, epoch + 1, self.members)  # the commit point
         for m in staged:
             old, improved = m.state.pending
@@ -182,7 +194,11 @@ def reconcile(output_dir: str, names: Sequence[str]) -> dict[str, str]:
     """Makes every member's `state.json` the joint commit point's; returns the failed members.
 
     A kill between the joint commit and a member's own `state.json` leaves
-    that member one epoch behind: its state is rewritten from the joint one.
+    that member exactly one epoch behind (or without a state after the first
+    epoch): its state is rewritten from the joint one. A member that is
+    anywhere else was continued by a separate run (`--seed-parallel off`): the
+    joint state is then out of date and is not used (nothing is rolled back;
+    the members must then agree on their epochs among themselves).
 
     Raises:
         ConfigError: If the directory holds a joint run of other members.
@@ -196,17 +212,33 @@ def reconcile(output_dir: str, names: Sequence[str]) -> dict[str, str]:
             f"{output_dir} holds a joint run of {sorted(held)}; this run has {sorted(names)}. "
             "Use the same seeds and losses, another --output-dir, or --seed-parallel off."
         )
+    behind = []
     for name, state in joint["members"].items():
         if not state:
             continue  # nothing committed yet
         path = os.path.join(output_dir, name, STATE_NAME)
         try:
             with open(path) as f:
-                same = json.load(f) == state
+                own = json.load(f)
+        except FileNotFoundError:
+            own = {"epochs_done": 0}
         except (OSError, ValueError):
-            same = False
-        if not same:
-            write_json(path, state)
+            own = None  # a torn state.json: read_state names it
+        if own == state:
+            continue
+        if not isinstance(own, dict) or own.get("epochs_done") != state["epochs_done"] - 1:
+            logger.warning(
+                "%s: %s was continued after the joint run's epoch %s; %s is out of date "
+                "and not used.",
+                output_dir,
+                name,
+                state["epochs_done"],
+                JOINT_STATE_NAME,
+            )
+            return {}
+        behind.append((path, state))
+    for path, state in behind:  # the kill's window: the committed epoch is the joint one
+        write_json(path, state)
     return dict(joint["failed"])
 
 
@@ -297,6 +329,9 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
     data, record = load_data_with_record(first, first.selection)
     provenance = run_lib.data_entry(record, data)
     failed = reconcile(output_dir, [n.replace(os.sep, "/") for n in names])
+    for leftover in os.listdir(output_dir):  # a killed write of the joint state
+        if leftover.startswith(".joint_state.") and ".tmp" in leftover:
+            remove(os.path.join(output_dir, leftover))
     members = []
     for name, c in zip(names, configs):
         rule = None
@@ -317,9 +352,13 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
             f"The members in {output_dir} finished different numbers of epochs ({at}): they "
             "cannot continue together. Continue them with --seed-parallel off."
         )
+    choice = {**choice, "members": len(configs)}
+    start = starts.pop() if starts else first.epochs
+    if active and start:
+        print(f"Resuming {output_dir}: {len(active)} runs together after epoch {start}.")
     t0 = time.perf_counter()
     if active:
-        _fit_together(members, active, data, provenance, device, starts.pop(), output_dir)
+        _fit_together(members, active, data, provenance, device, start, output_dir)
     wall = time.perf_counter() - t0
     note = reporting.note(first, provenance)
     if note:
@@ -359,6 +398,7 @@ def _fit_together(
     ]
     callbacks: list = [MemberCallbacks(m, k) for k, m in enumerate(active)]
     progress = first.verbose == "auto"
+    # JointCommit last: it commits after every member staged its epoch.
     callbacks += [JointCommit(output_dir, members, progress), _EpochSync(batches)]
     model.fit(
         JointBatches(batches, [m.output for m in active]),

@@ -108,8 +108,12 @@ def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
         by_dir = {r["config"]["output_dir"]: r for r in runs}
         for key, sub in subs.items():
             mine = [by_dir[c.output_dir] for c in configs[key] if c.output_dir in by_dir]
-            if mine:
-                result = reporting.report_seeds(sub, mine)
+            arm = key.replace("/", "_") + "/"
+            stopped = {n: why for n, why in failures.items() if n.startswith(arm)}
+            if not mine:
+                print(f"{key}: every run stopped (non-finite loss); not in the table.")
+            else:
+                result = reporting.report_seeds(sub, mine, stopped)
                 rows.append({"config": key, "paper": paper(key), **result["summary"]})
         if rows:
             reporting.report_reproduction(config, rows)
