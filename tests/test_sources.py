@@ -159,6 +159,33 @@ def test_image_folders_class_folders_hold_out_a_seeded_sixth(tmp_path):
     assert record2["fingerprint"] == record["fingerprint"]
 
 
+def test_the_held_out_sixth_is_taken_class_by_class(tmp_path):
+    """13 cats, 1 dog, 3 emus: each class gives its own sixth; the dog keeps its only image."""
+    root = tmp_path / "imgs"
+    for c, n in (("cat", 13), ("dog", 1), ("emu", 3)):
+        for i in range(n):
+            write_png(root / c / f"{i:02d}.png", value=i)
+    data, _ = load_data_with_record(config(root, tmp_path))
+    assert np.bincount(data["test"][1], minlength=3).tolist() == [2, 0, 0]  # round(3 / 6) = 0
+    raw, _ = folders.read_image_folders(str(root))
+    assert np.bincount(raw["train"][1], minlength=3).tolist() == [11, 1, 3]
+
+
+def test_16_bit_grey_images_are_scaled_and_floats_of_whole_pixels_accepted(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    for c, value in (("dark", 1000), ("light", 60000)):
+        for i in range(6):
+            (root / c).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((20, 20), value + i, np.uint16)).save(root / c / f"{i}.png")
+    raw, _ = folders.read_image_folders(str(root))
+    pixels = np.concatenate([raw["train"][0], raw["test"][0]])
+    assert sorted(np.unique(pixels).tolist()) == [1000 >> 8, 60000 >> 8]  # the top byte
+    path = save_npz(tmp_path, **good_npz(x_train=good_npz()["x_train"].astype(np.float64)))
+    assert sources.load(path)[0]["train"][0].dtype == np.uint8
+
+
 @requires_tf
 def test_tfds_name_through_mock_data(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
@@ -274,7 +301,8 @@ def good_npz(**over):
         ({"y_train": np.zeros(20, int)}, r"1 class\(es\) \(\[0\]\); classification needs"),
         ({"x_test": np.zeros((0, 28, 28), np.uint8), "y_test": np.zeros(0, int)}, "test split is empty"),
         ({"y_test": np.full(8, 7)}, r"labels \[7\] occur in the test split but not in the training"),
-        ({"x_train": np.zeros((20, 28, 28), np.float32)}, "pixel values 0..255"),
+        ({"x_train": np.full((20, 28, 28), 0.5, np.float32)}, "whole pixel values 0..255"),
+        ({"x_train": np.full((20, 28, 28), 256)}, "whole pixel values 0..255"),
         ({"x_test": np.zeros((8, 30, 28), np.uint8)}, "test images are .* must be the same"),
         ({"x_train": np.zeros((20, 8, 8), np.uint8), "x_test": np.zeros((8, 8, 8), np.uint8)}, "at least 16x16"),
     ],
@@ -417,3 +445,15 @@ def test_emnist_letters_is_the_builtin_and_a_path_of_that_name_is_written_dot_sl
     monkeypatch.chdir(tmp_path)
     assert sources.kind_of("emnist_letters") == "emnist_letters"
     assert sources.kind_of("./emnist_letters") == "idx"
+
+
+def test_a_limit_that_leaves_nothing_out_is_not_a_subset(tmp_path):
+    from keras_minent.training import reporting
+
+    limits = {"examples_before_limits": {"fit": 100, "val": 10, "test": 20}}
+    big = TrainConfig(output_dir=str(tmp_path), max_train_examples=100, max_eval_examples=50)
+    assert reporting.subset_note(big, limits) is None
+    small = TrainConfig(output_dir=str(tmp_path), max_train_examples=99, max_eval_examples=50)
+    assert reporting.subset_note(small, limits).startswith(
+        "SUBSET OF THE DATA: --max-train-examples 99 (of 100):"
+    )

@@ -33,7 +33,10 @@ IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 #: The key of the held-out test split (the validation carve-out's seed, then 6).
 HOLDOUT_KEY = (20250123, 6)
 HOLDOUT_FRACTION = 1 / 6
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+_GREY_MODES = ("1", "L", "LA")
+#: 16-bit grey: scaled to 8 bits (the top byte), as `keras.utils.image_dataset_from_directory`
+#: (TensorFlow's image decoding) does.
+_GREY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 def _class_dirs(directory: str) -> list[str]:
@@ -102,11 +105,20 @@ def _read(files: list[str]) -> np.ndarray:
         try:
             with image_lib.open(path) as im:
                 im.load()
-                grey = im.mode in _GREY_MODES
-                size = im.size
-                a = np.asarray(im.convert("L" if grey else "RGB"), dtype=np.uint8)
+                size, mode = im.size, im.mode
+                if mode in _GREY16_MODES:
+                    a = (np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8)
+                elif mode in ("I", "F"):
+                    a = None  # 32-bit pixels: no fixed range to map to 0..255
+                else:
+                    a = np.asarray(im.convert("L" if mode in _GREY_MODES else "RGB"), np.uint8)
         except (OSError, ValueError, SyntaxError) as e:
             raise DataError(f"{path}: not a readable image ({e}).") from e
+        if a is None:
+            raise DataError(
+                f"{path}: 32-bit {'float' if mode == 'F' else 'integer'} pixels (mode {mode}) "
+                "have no fixed range: convert the images to 8 or 16 bits per channel."
+            )
         if first is None:
             first = (path, size)
         elif size != first[1]:
@@ -118,6 +130,23 @@ def _read(files: list[str]) -> np.ndarray:
     if any(a.shape[-1] == 3 for a in arrays):
         arrays = [np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a for a in arrays]
     return np.stack(arrays)
+
+
+def holdout_mask(labels: np.ndarray) -> np.ndarray:
+    """The held-out test images of a single folder of class folders, class by class.
+
+    Of each class's `n` images (in sorted file order) the first
+    `min(round(n / 6), n - 1)` of `order.permutation(n, HOLDOUT_KEY + (class id,))`
+    are held out, so every class keeps at least one training image and the test
+    split has each class's share.
+    """
+    mask = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        where = np.flatnonzero(labels == c)
+        n = len(where)
+        take = min(int(round(n * HOLDOUT_FRACTION)), n - 1)
+        mask[where[order.permutation(n, (*HOLDOUT_KEY, int(c)))[:take]]] = True
+    return mask
 
 
 def _digest(files: list[str], root: str) -> str:
@@ -150,16 +179,15 @@ def read_image_folders(directory: str) -> tuple[dict, dict]:
         where = {"train": train_dir, "test": test_dir}
     else:
         files, labels, names = _listing(directory)
-        n = len(files)
-        mask = np.zeros(n, bool)
-        mask[order.permutation(n, HOLDOUT_KEY)[: int(round(n * HOLDOUT_FRACTION))]] = True
+        mask = holdout_mask(np.asarray(labels, np.int64))
         train_files = [f for f, m in zip(files, mask) if not m]
         test_files = [f for f, m in zip(files, mask) if m]
         train_y = [y for y, m in zip(labels, mask) if not m]
         test_y = [y for y, m in zip(labels, mask) if m]
         held_out = (
-            f"held out: the first round(n/6) = {int(mask.sum())} of order.permutation(n={n}, "
-            f"key={HOLDOUT_KEY}) over the sorted files"
+            f"held out per class: of a class's n images (sorted), the first "
+            f"min(round(n/6), n-1) of order.permutation(n, key={HOLDOUT_KEY} + (class id,)); "
+            f"{int(mask.sum())} of {len(files)} images"
         )
         where = {"train": directory, "test": directory}
     if not train_files or not test_files:

@@ -14,8 +14,8 @@ How a `--dataset` string is read, in this order:
      or EMNIST's (`emnist-<subset>-{train,test}-{images-idx3,labels-idx1}-ubyte[.gz]`,
      images stored transposed);
    * a directory of images in class folders (`train/` and `test/` each with
-     one folder per class, or the class folders directly: then 1/6 of the
-     images, chosen by a fixed permutation, are the test split).
+     one folder per class, or the class folders directly: then 1/6 of each
+     class's images, chosen by a fixed permutation, are the test split).
 3. `<dir>/emnist-<subset>` (no such file): that EMNIST subset among several in `<dir>`.
 4. Otherwise a tensorflow-datasets name (`mnist`, `cifar10`, `emnist/balanced`,
    `fashion_mnist:3.*`; `tfds_source`), prepared by tfds in `--data-dir`.
@@ -136,12 +136,14 @@ def _images(images, where: str) -> np.ndarray:
         )
     if images.dtype == np.uint8:
         return images
-    if images.dtype.kind in "iu" and (
-        images.size == 0 or (images.min() >= 0 and images.max() <= 255)
-    ):
+    in_range = images.size == 0 or (images.min() >= 0 and images.max() <= 255)
+    if images.dtype.kind in "iu" and in_range:
         return images.astype(np.uint8)
+    if images.dtype.kind == "f" and in_range and np.all(images == np.round(images)):
+        return images.astype(np.uint8)  # whole numbers 0..255 stored as floats
     raise DataError(
-        f"{where}: images must be pixel values 0..255 (uint8; the models scale by 1/255), "
+        f"{where}: images must be whole pixel values 0..255 (the models scale by 1/255; "
+        "images scaled to 0..1 must be multiplied by 255 first), "
         f"got {images.dtype}"
         + (f" in {images.min()}..{images.max()}" if images.size else "")
         + "."

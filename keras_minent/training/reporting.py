@@ -51,23 +51,30 @@ def note(config: TrainConfig, data: dict | None = None) -> str | None:
         notes.append(SYNTHETIC_NOTE)
     elif data is not None and data.get("verified") is False:
         notes.append(f"UNVERIFIED DATA: {data.get('description') or data.get('source')}")
-    limits = (data or {}).get("limits")
-    if limits or config.max_train_examples or config.max_eval_examples:
-        notes.append(subset_note(config, limits))
+    subset = subset_note(config, (data or {}).get("limits"))
+    if subset:
+        notes.append(subset)
     return "; ".join(notes) or None
 
 
-def subset_note(config: TrainConfig, limits: dict | None = None) -> str:
-    """The note of a run on part of its data (`--max-train-examples`, `--max-eval-examples`)."""
+def subset_note(config: TrainConfig, limits: dict | None = None) -> str | None:
+    """The note of a run on part of its data (`--max-train-examples`, `--max-eval-examples`);
+    None where no limit left an example out (a limit at or above a split's size)."""
     before = (limits or {}).get("examples_before_limits", {})
     parts = []
     for flag, n, roles in (
         ("--max-train-examples", config.max_train_examples, ("fit",)),
         ("--max-eval-examples", config.max_eval_examples, ("val", "test")),
     ):
-        if n is not None:
-            of = "/".join(str(before[r]) for r in roles if r in before)
-            parts.append(f"{flag} {n}" + (f" (of {of})" if of else ""))
+        if n is None:
+            continue
+        sizes = [before[r] for r in roles if r in before]
+        if sizes and all(size <= n for size in sizes):
+            continue  # nothing left out
+        of = "/".join(map(str, sizes))
+        parts.append(f"{flag} {n}" + (f" (of {of})" if of else ""))
+    if not parts:
+        return None
     return "SUBSET OF THE DATA: " + ", ".join(parts) + ": not comparable with full-data numbers"
 
 
