@@ -33,11 +33,6 @@ from keras_minent.training import (
 )
 
 
-class PerVariableAdam(keras.optimizers.Adam):
-    """Keras's Adam through its per-variable update (as `MemberAdam`): on PyTorch plain
-    `Adam` is a fused implementation whose round-off differs."""
-
-
 def _member(seed: int, name: str) -> keras.Model:
     """A member (VGG-5 without dropout and augmentation), seeded, its paths under `name`."""
     keras.utils.set_random_seed(seed)
@@ -74,7 +69,7 @@ def test_joint_steps_equal_separate_models():
     for m, loss, rate in zip(members, member_losses, rates):
         copy = keras.models.clone_model(m)
         copy.set_weights(m.get_weights())
-        copy.compile(PerVariableAdam(rate), loss)
+        copy.compile(keras.optimizers.Adam(rate), loss)
         separate.append(copy)
     names = ["m0", "m1"]
     model = joint.joint_model(members, names)

@@ -96,6 +96,24 @@ class MemberAdam(keras.optimizers.Adam):
                 for k, rate in enumerate(self._initial_rates)
             ]
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        fused = _torch_fused_adam()
+        if fused is None:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        # On PyTorch a separate run's Adam is Keras's fused (`torch._foreach`) update:
+        # the same here, one member (one learning rate) at a time.
+        import torch
+
+        groups: dict[int, tuple[list, list]] = {}
+        for g, v in zip(grads, trainable_variables):
+            k = self._members.member_of[self._var_key(v)]
+            groups.setdefault(k, ([], []))
+            groups[k][0].append(g)
+            groups[k][1].append(v)
+        with torch.no_grad():
+            for k, (gs, vs) in groups.items():
+                fused(self, gs, vs, self.member_rates[k])
+
     def update_step(self, gradient, variable, learning_rate):
         rate = self.member_rates[self._members.member_of[self._var_key(variable)]]
         super().update_step(gradient, variable, rate)
@@ -133,6 +151,18 @@ class _Member(keras.layers.Layer):
     @property
     def metrics(self):
         return []  # the network's own compiled metrics are not the joint model's
+
+
+def _torch_fused_adam():
+    """Keras's fused PyTorch Adam update (a private function), or None off PyTorch or
+    where this Keras has none (then Keras's per-variable update is used)."""
+    if keras.backend.backend() != "torch":
+        return None
+    try:
+        from keras.src.backend.torch.optimizers.torch_adam import Adam
+    except ImportError:
+        return None
+    return getattr(Adam, "_parallel_update_step", None)
 
 
 def joint_model(members: Sequence[keras.Model], names: Sequence[str]) -> keras.Model:
