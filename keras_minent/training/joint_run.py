@@ -272,7 +272,9 @@ def seed_parallel_choice(config: TrainConfig, num_members: int, device: dict) ->
     if requested == "auto":
         on = device["kind"] == "gpu"
         reason = (
-            "auto on a GPU: members share the device"
+            "auto on a GPU: members share the device (one run at batch 100 leaves most of "
+            "a GPU idle, RESULTS.md section 1; the joint program's gain on a GPU is not "
+            "measured yet, section 6)"
             if on
             else "auto on a CPU: one after another (no gain measured, RESULTS.md section 6)"
         )
