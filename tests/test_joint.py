@@ -119,11 +119,26 @@ def _assert_same_histories(got: dict, want: dict, epochs: int | None = None) -> 
             )
 
 
+def write_rgb_npz(path) -> None:
+    """A tiny RGB 32x32 dataset with labels 3 and 7 (not EMNIST's shape or classes)."""
+    rng = np.random.default_rng(0)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8),
+        y_train=np.where(np.arange(48) % 2, 7, 3),
+        x_test=rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8),
+        y_test=np.where(np.arange(12) % 2, 7, 3),
+    )
+
+
 def test_seeds_train_together_from_the_command_line(tmp_path):
-    """`train --seeds 2 --seed-parallel on` as typed: each seed keeps a separate run's
-    files, the summary comes from them, and each seed's learning-rate rule is its own."""
-    out = tmp_path / "run"
-    assert main(["train", *CLI_SMALL, "--epochs", "2", "--seeds", "2", "--seed-parallel", "on",
+    """`train --seeds 2 --seed-parallel on` as typed, on an RGB 32x32 two-class dataset:
+    each seed keeps a separate run's files with a model of the data's shape and
+    classes, and the summary comes from them."""
+    out, data = tmp_path / "run", tmp_path / "rgb.npz"
+    write_rgb_npz(data)
+    assert main(["train", "--dataset", str(data), "--batch-size", "11", "--verbose", "0",
+                 "--epochs", "2", "--seeds", "2", "--seed-parallel", "on",
                  "--output-dir", str(out)]) == 0  # fmt: skip
     for seed in (0, 1):
         member = out / f"seed_{seed}"
@@ -131,19 +146,15 @@ def test_seeds_train_together_from_the_command_line(tmp_path):
                      "inference.keras", "results.json", "curves.png"):  # fmt: skip
             assert (member / name).is_file(), name
         results = json.loads((member / "results.json").read_text())
-        assert results["seed_parallel"]["joint"] is True
-        assert results["config"]["seed"] == seed
+        assert results["seed_parallel"]["joint"] is True and results["config"]["seed"] == seed
         assert json.loads((member / "state.json").read_text())["epochs_done"] == 2
+        best = keras.saving.load_model(member / "best.keras")
+        assert best.input_shape == (None, 32, 32, 3) and best.output_shape == (None, 2)
     joint_state = json.loads((out / joint_run.JOINT_STATE_NAME).read_text())
-    assert joint_state["epochs_done"] == 2 and sorted(joint_state["members"]) == [
-        "seed_0",
-        "seed_1",
-    ]
-    seeds = json.loads((out / "seeds.json").read_text())
-    assert seeds["summary"]["n"] == 2
+    assert joint_state["epochs_done"] == 2
+    assert sorted(joint_state["members"]) == ["seed_0", "seed_1"]
+    assert json.loads((out / "seeds.json").read_text())["summary"]["n"] == 2
     histories = _histories(out)
-    # Seed 1's rule lowered its rate after epoch 1; seed 0's improved and kept 0.005.
-    assert histories[0]["learning_rate"] != histories[1]["learning_rate"]
     assert histories[0]["loss"] != histories[1]["loss"]  # different seeds, different members
 
 
@@ -230,7 +241,7 @@ train_seeds(config, 2)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("where", ["before_commit", "after_commit"])
+@pytest.mark.parametrize("where", ["after_commit"])  # before it: RunState's own window
 def test_kill_and_resume_gives_the_uninterrupted_history(tmp_path, where, uninterrupted):
     out = tmp_path / "killed"
     proc = subprocess.run(
@@ -268,33 +279,6 @@ def test_reproduce_trains_its_four_configurations_together(tmp_path):
         )
         assert f"{results['config']['model']}/{results['config']['loss']}" == key
     assert (tmp_path / "reproduce.json").is_file()
-
-
-def test_members_are_built_for_the_runs_data(tmp_path):
-    """A joint run on another dataset (RGB 32x32, labels 3 and 7): every member takes
-    the data's shape and classes, as its separate run would."""
-    rng = np.random.default_rng(0)
-    data = tmp_path / "rgb.npz"
-    np.savez(
-        data,
-        x_train=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8),
-        y_train=np.where(np.arange(48) % 2, 7, 3),
-        x_test=rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8),
-        y_test=np.where(np.arange(12) % 2, 7, 3),
-    )
-    config = TrainConfig(
-        output_dir=str(tmp_path / "run"),
-        dataset=str(data),
-        epochs=1,
-        batch_size=11,
-        seed_parallel=True,
-        verbose=0,
-    )
-    payload = train_seeds(config, 2)
-    assert payload["summary"]["n"] == 2
-    for seed in (0, 1):
-        best = keras.saving.load_model(tmp_path / "run" / f"seed_{seed}" / "best.keras")
-        assert best.input_shape == (None, 32, 32, 3) and best.output_shape == (None, 2)
 
 
 def test_reconcile_rolls_forward_only_the_kill_window(tmp_path):
