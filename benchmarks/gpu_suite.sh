@@ -30,12 +30,12 @@ rm -rf "$RUNS"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 if [ "${SUITE_SMOKE:-${TINY:-0}}" = 1 ]; then
   SIZE=520; EP=3; B=52; S=2; BIG=32; PEER=2; TB_STEPS=2; TSIZE=104; N=256; LOSSB=16; REP=3
-  MEMBERS="2"; SP_STEPS=2; SP_VAL=104
+  MEMBERS="2"; SP_STEPS=2; SP_VAL=104; SP_EPOCHS=2
   T=400
 else
   SIZE=124800; EP=4; B=100; S=150; BIG=1000; PEER=100; TB_STEPS=20; TSIZE=5200; N=8192
   LOSSB="100 1024 8192"; REP=50; T=240
-  MEMBERS="10 30"; SP_STEPS=100; SP_VAL=10400
+  MEMBERS="10 30"; SP_STEPS=100; SP_VAL=10400; SP_EPOCHS=3
 fi
 run() { echo "+ $*"; timeout "$T" "$@" || echo "!! failed or timed out ($?): $*"; }
 JAX="env KERAS_BACKEND=jax"
@@ -66,7 +66,7 @@ fi
 #    ONLY_SEED_PARALLEL=1 runs this step alone (RESULTS.md section 6).
 if [ "${SEED_PARALLEL:-0}" = 1 ] || [ "${SUITE_SMOKE:-${TINY:-0}}" = 1 ]; then
   T=540 run $JAX python3 benchmarks/seed_parallel.py --members $MEMBERS --batch "$B" \
-    --steps "$SP_STEPS" --val-size "$SP_VAL" --json "$J"
+    --steps "$SP_STEPS" --epochs "$SP_EPOCHS" --val-size "$SP_VAL" --json "$J"
 fi
 if [ "${FULL:-0}" = 1 ]; then
   run python3 benchmarks/matmul_peak.py --n "$N" --json "$J"

@@ -320,21 +320,3 @@ def test_reconcile_rolls_forward_only_the_kill_window(tmp_path):
     assert joint_run.reconcile(str(tmp_path), ["seed_0"]) == {} and own() == 3
     with pytest.raises(ConfigError, match="holds a joint run of"):
         joint_run.reconcile(str(tmp_path), ["seed_0", "seed_1"])
-
-
-@pytest.mark.slow
-def test_a_joint_run_continued_separately_and_reported_jointly(tmp_path, uninterrupted):
-    """Member directories are separate runs: a joint run continued with
-    `--seed-parallel off` ends with the uninterrupted history, and a later joint
-    command never rolls those epochs back (its joint state is then out of date)."""
-    config = TrainConfig(output_dir=str(tmp_path), epochs=2, seed_parallel=True, **SMALL)
-    train_seeds(config, 2)
-    train_seeds(dataclasses.replace(config, epochs=3, seed_parallel=False), 2)
-    _assert_same_histories(_histories(tmp_path), _histories(uninterrupted))
-    train_seeds(dataclasses.replace(config, epochs=3), 2)  # reports; nothing to train
-    for seed in (0, 1):
-        state = json.loads((tmp_path / f"seed_{seed}" / "state.json").read_text())
-        assert (
-            state["epochs_done"] == 3
-            and (tmp_path / f"seed_{seed}" / state["checkpoint"]).is_file()
-        )
