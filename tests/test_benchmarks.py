@@ -106,10 +106,28 @@ def test_gpu_suite_script_runs_tiny_on_cpu(tmp_path):
     assert "GPU suite summary" in out and "!! failed" not in out, out[-3000:]
     assert "whole epochs (validation, checkpoint, metrics) vs steps" in out, out[-3000:]
     assert "Seeds trained together (--seed-parallel)" in out, out[-3000:]
+    # The rows the separate smoke tests check when the suite does not run (CI runs the suite).
+    rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    (jax_run,) = [r for r in rows if r.get("backend") == "jax" and "epoch_images_per_s" in r]
+    assert jax_run["epochs"] == 3 and jax_run["precision"] == "float32"
+    assert jax_run["epoch_images_per_s"] > 0 and jax_run["step_images_per_s"] > 0
+    assert jax_run["recipe_200_epochs_min"] == round(200 * jax_run["epoch_s"] / 60, 2)
+    ops = {r["implementation"]: r["aten_ops_per_step"] for r in rows if "aten_ops_per_step" in r}
+    batched = ops["keras torch: train command (aug, metrics, eager)"]
+    per_image = ops["keras torch: train command, Keras's per-image augmentation"]
+    assert batched < per_image, (batched, per_image)
+    together = [r for r in rows if "vs_alone" in r]
+    assert [r["members"] for r in together] == [1, 2] and together[0]["vs_alone"] == 1.0
+
+
+def _covered_by_the_suite() -> None:
+    if os.environ.get("KERAS_MINENT_FULL_SUITE_TEST") == "1":
+        pytest.skip("the GPU suite's smoke test runs this script and checks the same rows")
 
 
 def test_train_command_benchmark_smoke(tmp_path):
     """The GPU suite's main row: the real train command, timed per epoch, vs its steps."""
+    _covered_by_the_suite()
     j = tmp_path / "r.jsonl"
     run(
         [
@@ -136,6 +154,7 @@ def test_train_command_benchmark_smoke(tmp_path):
 
 
 def test_torch_backend_benchmark_smoke(tmp_path):
+    _covered_by_the_suite()
     j = tmp_path / "r.jsonl"
     run(
         [
