@@ -401,7 +401,8 @@ def _fit_together(
     callbacks: list = [MemberCallbacks(m, k) for k, m in enumerate(active)]
     progress = first.verbose == "auto"
     # JointCommit last: it commits after every member staged its epoch.
-    callbacks += [JointCommit(output_dir, members, progress), _EpochSync(batches)]
+    callbacks += [JointCommit(output_dir, members, progress)]
+    callbacks += [b.epoch_callback() for b in batches]  # each member's data at fit's epoch
     model.fit(
         JointBatches(batches, [m.output for m in active]),
         validation_data=JointEvaluation(x_val, y_val, [m.output for m in active]),
@@ -411,13 +412,3 @@ def _fit_together(
         shuffle=False,
         verbose=0 if progress else first.verbose,
     )
-
-
-class _EpochSync(keras.callbacks.Callback):
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for b in self.batches:
-            b.set_epoch(epoch)
