@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU suite of issue 15, one device call (about 7-8 minutes on an H100/H200):
+# The GPU suite, one device call (about 7-8 minutes on an H100/H200):
 #   1. the real command, `python -m keras_minent train`, on the JAX backend with data of
 #      EMNIST-Letters' size (--synthetic --synthetic-size 124800: 114,400 fit, 10,400
 #      validation, 20,800 test images), 4 epochs; whole-epoch images/s, the projected
@@ -60,7 +60,7 @@ run $TORCH python3 benchmarks/train_command.py --size "$TSIZE" --batch-size "$B"
   --no-step-only --output-dir "$RUNS/train_torch" --json "$J"
 cp "$RUNS/train_torch/results.json" "$OUT_DIR/train_torch_results.json" 2>/dev/null
 fi
-# 5. Seeds trained together (issue 17): 10 and 30 members against one alone, batch 100,
+# 5. Seeds trained together: 10 and 30 members against one alone, batch 100,
 #    validation included; the projected time of the 3 losses x 10 seeds comparison. About
 #    5 minutes on a GPU (compiling 30 members), so a device call of its own: SEED_PARALLEL=1
 #    ONLY_SEED_PARALLEL=1 runs this step alone (RESULTS.md section 6).

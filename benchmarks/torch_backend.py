@@ -1,4 +1,4 @@
-"""Where keras-minent's PyTorch backend loses against plain PyTorch (issue 15).
+"""Where keras-minent's PyTorch backend loses against plain PyTorch.
 
 One process, KERAS_BACKEND=torch: the paper-style eager PyTorch loop
 (`torch_peer.py`'s `paper` form) and VGG-5 + MIN-ENT through `model.fit` with
@@ -57,7 +57,7 @@ def build(augment: bool, metrics: bool, jit: bool) -> keras.Model:
 
 
 def time_epoch(model, x, y, batch) -> float:
-    # "keras": Keras's own torch image ops (one image at a time), as before issue 15.
+    # "keras": Keras's own torch image ops (one image at a time), as before the batched augmentation.
     _augmentation.BATCHED_TORCH_AUGMENTATION = getattr(model, "_augment_kind", True) != "keras"
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A fresh venv with this package's [jax,torch] extras (keras, jax, torch, matplotlib) and
-# NOT TensorFlow, used as a user would (issue 15):
+# NOT TensorFlow, used as a user would:
 #   1. the NumPy data path feeds fit (JAX);
 #   2. the README's main-job command, `python -m keras_minent train --synthetic`, runs on
 #      KERAS_BACKEND=jax and on KERAS_BACKEND=torch;

@@ -1,4 +1,4 @@
-"""Several runs trained together (`keras_minent.training.joint`, `joint_run`; issue 17).
+"""Several runs trained together (`keras_minent.training.joint`, `joint_run`).
 
 Each member of a joint run must behave exactly as a separate run: the same
 loss, gradients and updates from the same weights and batches, its own
@@ -181,7 +181,10 @@ def test_refusals_and_the_automatic_choice(tmp_path):
     gpu = {"kind": "gpu", "name": "x", "capability": "9.0"}
     base = TrainConfig(output_dir=str(tmp_path), **SMALL)
     assert joint_run.seed_parallel_choice(base, 4, cpu)["joint"] is False
-    assert joint_run.seed_parallel_choice(base, 4, gpu)["joint"] is True
+    # auto follows a measurement: none on a GPU yet, a loss on the CPU.
+    assert joint_run.seed_parallel_choice(base, 4, gpu)["joint"] is False
+    assert "not measured" in joint_run.seed_parallel_choice(base, 4, gpu)["reason"]
+    assert "0.97x" in joint_run.seed_parallel_choice(base, 4, cpu)["reason"]
     assert joint_run.seed_parallel_choice(base, 1, gpu)["joint"] is False
     assert main(["train", *CLI_SMALL, "--seed-parallel", "on", "--output-dir", str(tmp_path)]) == 2
     on = dataclasses.replace(base, seed_parallel=True)

@@ -1,4 +1,4 @@
-"""A fresh venv with `keras-minent[jax,torch]` and without TensorFlow (issue 15).
+"""A fresh venv with `keras-minent[jax,torch]` and without TensorFlow.
 
 `tests/no_tensorflow_venv.sh` checks, as a user would: the NumPy data path feeds
 `fit`; `python -m keras_minent train --synthetic` (tiny) runs on the JAX and the

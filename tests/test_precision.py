@@ -1,4 +1,4 @@
-"""`--precision auto`: what the GPU measurements showed is faster (issue 15)."""
+"""`--precision auto`: what the GPU measurements showed is faster."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The recipe's augmentation runs batched on the PyTorch backend (issue 15).
+"""The recipe's augmentation runs batched on the PyTorch backend.
 
 Keras's torch image ops transform one image at a time (about 70 operations per
 image); `keras_minent._augmentation._torch_projective` does the same map for the whole

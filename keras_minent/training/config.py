@@ -238,7 +238,8 @@ class TrainConfig(DataOptions):
     seed_parallel: Any = option(
         "auto",
         "several runs (--seeds, reproduce) train together as members of one program: "
-        "auto (on a GPU; one after another on a CPU), on or off",
+        "auto (together only where a measurement shows a gain, RESULTS.md section 6: "
+        "today one after another everywhere), on or off",
         group="run",
         type=auto_or_bool,
     )
