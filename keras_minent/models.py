@@ -311,7 +311,7 @@ def inference_model(model: keras.Model, name: str | None = None) -> keras.Model:
     So its `.keras` file loads with plain `keras` where keras_minent is not
     installed, and it predicts what `model` predicts in inference (dropout
     and augmentation are inactive there). The main job saves it as
-    `inference.keras`; `model.export(...)` serves it (README, "Deployment").
+    `inference.keras`; `model.export(...)` serves it (docs/guides/runs.md, "Deployment").
 
     Args:
         model: A model built by `vgg5` or `spinal_vgg5` (trained or loaded).

@@ -299,7 +299,9 @@ def load_arrays(
     images are 98 MB); arrays feed every backend and `training_dataset`.
 
     Args:
-        split, idx_dir, download: As `emnist_letters`.
+        split: As `emnist_letters`.
+        idx_dir: As `emnist_letters`.
+        download: As `emnist_letters`.
         data_dir: Where the prepared data lives: tfds's data directory for
             the tfds loader, else the directory of the NumPy cache (default
             `$KERAS_MINENT_DATA` or `~/keras_minent_datasets`).
