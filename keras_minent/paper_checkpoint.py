@@ -102,7 +102,7 @@ def _refuse(path: str, what: str) -> PaperCheckpointError:
 
 def _load(path: str) -> Any:
     """`torch.load` of `path` with `weights_only=True`, errors as one line."""
-    torch = require("torch", "torch", "Reading the paper's PyTorch checkpoints")
+    torch = require("torch", "torch", "Reading a PyTorch checkpoint")
     import pickle
 
     if not os.path.isfile(path):
@@ -128,7 +128,7 @@ def _load(path: str) -> Any:
 def _state_dict(path: str, loaded: Any) -> tuple[dict, dict]:
     """`(state_dict, extra)` of a loaded file: its `"model_state"` (or the file itself
     when it is a bare state_dict)."""
-    torch = require("torch", "torch", "Reading the paper's PyTorch checkpoints")
+    torch = require("torch", "torch", "Reading a PyTorch checkpoint")
     if not isinstance(loaded, dict):
         raise _refuse(path, f"holds a {type(loaded).__name__}, not a dict with 'model_state'.")
     if "model_state" in loaded:

@@ -126,7 +126,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         "history": hist,
     }
     write_json(os.path.join(out, "results.json"), results)  # before any plot
-    _plot_safely(
+    plot_safely(
         "curves.png",
         plot_curves,
         hist,
@@ -134,7 +134,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         title=title,
         selected_epoch=state.best_epoch + 1,
     )
-    _plot_safely(
+    plot_safely(
         "reliability.png",
         calibration.plot_reliability,
         test_logits,
@@ -142,7 +142,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         os.path.join(out, "reliability.png"),
         title=title,
     )
-    _plot_safely(
+    plot_safely(
         "entropy_histogram.png",
         calibration.plot_entropy_histogram,
         test_logits,
@@ -153,7 +153,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
     return results
 
 
-def _plot_safely(name: str, plot, *args, **kwargs) -> None:
+def plot_safely(name: str, plot, *args, **kwargs) -> None:
     """Draws one plot; any failure (no matplotlib, a bug) is a warning: the results stand."""
     try:
         plot(*args, **kwargs)
