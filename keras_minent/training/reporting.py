@@ -110,6 +110,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         "val_accuracy": hist["val_accuracy"][state.best_epoch],
         "test_accuracy": float(test_acc),
         "test_loss": float(test_loss),
+        "head": head_entry(config, int(best.output_shape[-1])),
         **cal,
         "epochs": epochs_run,
         "train_seconds": train_time,
@@ -183,8 +184,22 @@ def _calibration_report(best, test_logits, val, test, out: str, selection: str) 
     }
 
 
+def head_entry(config: TrainConfig, outputs: int) -> dict[str, Any]:
+    """The `head` entry of `results.json`: which head, its outputs, what the labels are."""
+    if config.head == "paper":
+        targets = (
+            "letter c is output c+1 (torchvision's ids 1..26; outputs 0 and 27.. never a "
+            "target): accuracy, ECE, entropy and NLL are over all outputs, as the author's"
+        )
+    else:
+        targets = "class c is output c"
+    return {"name": config.head, "outputs": outputs, "targets": targets}
+
+
 def _title(config: TrainConfig, data: dict | None = None) -> str:
     title = f"{config.model} + {config.loss} (seed {config.seed})"
+    if config.head == "paper":
+        title += ", 62-output paper head"
     if config.dataset != "emnist_letters":
         title = f"{title} on {config.dataset}"
     return f"{title}\n{note(config, data)}" if note(config, data) else title
