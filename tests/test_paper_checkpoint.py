@@ -165,6 +165,10 @@ def test_converted_logits_equal_the_torch_models_on_the_transposed_image(tmp_pat
     diff = np.abs(got - expected).max()
     print(f"max |logit difference| {'spinal' if spinal else 'vgg5'}: {diff:.2e}")
     assert diff < 1e-4
+    trainable = sum(int(np.prod(w.shape)) for w in full.trainable_weights)
+    in_torch = [p for n, p in net.named_parameters() if not n.startswith("loss_module")]
+    assert trainable == sum(p.numel() for p in in_torch)
+    assert trainable == (3_656_446 if spinal else 3_672_830)
     # Without the transposed kernels the logits differ: the transposition is what matches.
     plain = torch_logits(net, np.swapaxes(images, 1, 2))
     assert np.abs(got - plain).max() > 1e-2
