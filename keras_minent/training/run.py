@@ -34,6 +34,8 @@ OUTPUT_NAMES = (
     "entropy_histogram.png",
     "seeds.json",
     "reproduce.json",
+    "seeds.png",
+    "reproduce.png",
 )
 
 #: Options that may change when a run is continued (they do not change its results:
