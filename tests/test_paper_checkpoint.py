@@ -312,6 +312,7 @@ def _evaluate(tmp_path, checkpoint, idx_dir, out="eval", *extra) -> dict:
     return json.loads((tmp_path / out / "results.json").read_text())
 
 
+@pytest.mark.backend_matrix
 def test_evaluate_gives_the_pytorch_models_accuracy(tmp_path, capsys):
     net = make_net()
     path = tmp_path / "95.933_min_ent_vgg_emnist_letters.pt"  # a published name, other bytes
