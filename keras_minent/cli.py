@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         evaluate,
         EvaluateConfig,
         EVALUATE_GROUPS,
-        exclude=("max_train_examples",),
+        exclude=("max_train_examples", "verbose"),
         output_dir="runs/evaluate",
     )
     return parser

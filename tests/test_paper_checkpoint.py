@@ -308,7 +308,7 @@ def write_emnist_dir(directory, images, labels) -> str:
 def _evaluate(tmp_path, checkpoint, idx_dir, out="eval", *extra) -> dict:
     argv = ["evaluate", "--checkpoint", str(checkpoint), "--idx-dir", idx_dir]
     argv += ["--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / out)]
-    assert main([*argv, "--verbose", "0", *extra]) == 0
+    assert main([*argv, *extra]) == 0
     return json.loads((tmp_path / out / "results.json").read_text())
 
 
