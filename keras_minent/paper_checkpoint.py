@@ -110,18 +110,18 @@ def _load(path: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()
-        detail = next((line for line in first if "GLOBAL" in line or "global" in line), "")
+        needs = re.search(r"GLOBAL ([\w.]+)", str(e))
         raise _refuse(
             path,
-            "holds pickled Python objects beyond tensors, which a safe load "
-            "(torch.load weights_only=True) refuses; keras-minent never executes a "
-            "checkpoint's code" + (f" ({detail.strip()[:160]})" if detail else "") + ".",
+            "holds pickled Python objects beyond tensors"
+            + (f" ({needs.group(1)})" if needs else "")
+            + ", which a safe load (torch.load weights_only=True) refuses; keras-minent "
+            "never executes a checkpoint's code.",
         ) from None
     except Exception as e:  # truncated, not a torch file, ...
         text = " ".join(str(e).split())[:160]
         raise _refuse(
-            path, f"not a readable PyTorch checkpoint ({type(e).__name__}: {text})."
+            path, f"not a readable PyTorch checkpoint, truncated or corrupt ({text})."
         ) from e
 
 

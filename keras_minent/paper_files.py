@@ -125,7 +125,7 @@ def paper_checkpoint_file(spec: str, data_dir: str | None = None, download: bool
         check_blob_id(path, blob, f"{path} (delete it to download it again)")
         return path
     url = PAPER_URL + file
-    where = f"download {url} and put it at {path} (its git blob id {blob} is checked)"
+    where = f"download {url} elsewhere and put it at {path} (its git blob id {blob} is checked)"
     if not download:
         raise PaperCheckpointError(f"{spec}: {path} is missing and --no-download is set: {where}.")
     print(f"Downloading {url} ...")
@@ -136,4 +136,5 @@ def paper_checkpoint_file(spec: str, data_dir: str | None = None, download: bool
     except PaperCheckpointError:
         raise
     except idx.DataError as e:
-        raise PaperCheckpointError(f"{spec}: {e} Without network: {where}.") from e
+        why = e.__cause__ or e
+        raise PaperCheckpointError(f"{spec}: the download failed ({why}); {where}.") from e
