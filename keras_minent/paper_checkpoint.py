@@ -171,7 +171,7 @@ def _canonical(key: str, architecture: str) -> str | None:
     if m:
         base = _BASE_MODULES[architecture]
         k = int(m.group(1))
-        return f"{base[k]}.{m.group(2)}" if k < len(base) else key
+        return f"{base[k]}.{m.group(2)}" if k < len(base) else None  # None: unexpected
     m = re.fullmatch(r"params\.loss_weights\.0\.(.+)", key)
     return f"loss_module.{m.group(1)}" if m else None
 
@@ -280,13 +280,10 @@ def paper_model(checkpoint: PaperCheckpoint, all_outputs: bool = False) -> keras
     unexpected = sorted(set(tensors) - expected, key=_natural)
     if unexpected:
         raise _refuse(path, f"unexpected key {unexpected[0]}: not part of the paper's models.")
-    logits = tensors[
-        f"{'classifier.5' if checkpoint.architecture == 'vgg5' else 'fc_out.1'}.weight"
-    ]
-    if logits.shape[0] != PAPER_OUTPUTS:
-        key = "classifier.5" if checkpoint.architecture == "vgg5" else "fc_out.1"
+    key = ("classifier.5" if checkpoint.architecture == "vgg5" else "fc_out.1") + ".weight"
+    if tensors[key].shape[0] != PAPER_OUTPUTS:
         raise _refuse(
-            path, f"{key}.weight has {logits.shape[0]} outputs; the paper's models have 62."
+            path, f"{key} has {tensors[key].shape[0]} outputs; the paper's models have 62."
         )
     kwargs: dict[str, Any] = {"num_classes": PAPER_OUTPUTS, "dropout": 0.0}
     if checkpoint.architecture == "spinal_vgg5":
@@ -300,13 +297,12 @@ def paper_model(checkpoint: PaperCheckpoint, all_outputs: bool = False) -> keras
     for module, name in mapping.items():
         layer = model.get_layer(name)
         weights = _keras_weights(layer, module, tensors)
-        for (suffix, array), variable in zip(_named(module, layer, weights), layer.weights):
+        for (suffix, array), variable in zip(_named(layer, weights), layer.weights):
             if tuple(array.shape) != tuple(variable.shape):
                 raise _refuse(
                     path,
-                    f"{module}.{suffix} has shape {_torch_shape(array, suffix)}, expected "
-                    f"{_torch_shape(np.zeros(variable.shape), suffix)} for "
-                    f"{checkpoint.architecture}.",
+                    f"{module}.{suffix} has shape {_torch_shape(array.shape)}, expected "
+                    f"{_torch_shape(variable.shape)} for {checkpoint.architecture}.",
                 )
         layer.set_weights(weights)
     if all_outputs:
@@ -314,19 +310,15 @@ def paper_model(checkpoint: PaperCheckpoint, all_outputs: bool = False) -> keras
     return letters_model(model, checkpoint.architecture, kwargs)
 
 
-def _named(module: str, layer, weights: list) -> list[tuple[str, np.ndarray]]:
+def _named(layer, weights: list) -> list[tuple[str, np.ndarray]]:
+    """`(PyTorch name, array)` of each of `layer`'s weights."""
     names = _BN_STATS if isinstance(layer, keras.layers.BatchNormalization) else ("weight", "bias")
     return list(zip(names, weights))
 
 
-def _torch_shape(array: np.ndarray, suffix: str) -> tuple:
-    """A converted weight's shape in PyTorch's layout (for messages)."""
-    shape = tuple(array.shape)
-    if suffix == "weight" and len(shape) == 4:
-        return (shape[3], shape[2], shape[1], shape[0])
-    if suffix == "weight" and len(shape) == 2:
-        return (shape[1], shape[0])
-    return shape
+def _torch_shape(shape: tuple) -> tuple:
+    """A Keras weight's shape in PyTorch's layout (for messages): kernels reversed."""
+    return tuple(reversed(tuple(shape)))
 
 
 def letters_model(model: keras.Model, architecture: str, kwargs: dict) -> keras.Model:

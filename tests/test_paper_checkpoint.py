@@ -243,6 +243,16 @@ def test_bad_state_dicts_are_refused_naming_the_key(tmp_path, edit, message):
     assert "\n" not in str(info.value) and "edited.pt" in str(info.value)
 
 
+def test_the_authors_duplicate_entries_must_repeat_the_modules(tmp_path):
+    state = make_net(duplicates=True).state_dict()
+    assert "params.base.4.5.weight" in state and "params.loss_weights.0.loss_1_weight" in state
+    state["params.base.0.0.weight"] = state["l1.0.weight"] + 1
+    path = tmp_path / "dup.pt"
+    torch.save({"model_state": state}, path)
+    with pytest.raises(PaperCheckpointError, match=r"params\.base\.0\.0\.weight \(it does not"):
+        read_paper_checkpoint(path)
+
+
 def test_unreadable_files_are_refused(tmp_path):
     good = tmp_path / "good.pt"
     save_like_the_author(make_net(), good)
