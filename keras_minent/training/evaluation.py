@@ -32,9 +32,6 @@ from keras_minent.training.config import ConfigError, DataOptions, option
 from keras_minent.training.files import output_errors, write_json
 from keras_minent.training.run import data_entry
 
-#: Output files of `evaluate`.
-OUTPUT_NAMES = ("results.json", "reliability.png", "entropy_histogram.png")
-
 
 @dataclasses.dataclass
 class EvaluateConfig(DataOptions):
