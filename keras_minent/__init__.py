@@ -41,6 +41,7 @@ __all__ = [
     "MixEntLoss",
     "__version__",
     "calibration",
+    "from_paper_checkpoint",
     "losses",
     "metrics",
     "models",
@@ -51,6 +52,8 @@ __all__ = [
 _LAZY_MODULES = (
     "datasets",
     "distribute",
+    "paper_checkpoint",
+    "paper_files",
     "testing",
     "training",
     "tuning",
@@ -60,6 +63,8 @@ _LAZY_MODULES = (
 def __getattr__(name: str):
     if _BACKEND_ERROR is not None and not name.startswith("__"):
         raise _BACKEND_ERROR
+    if name == "from_paper_checkpoint":  # imports its module (and the data errors) when used
+        return models.from_paper_checkpoint
     if name in _LAZY_MODULES:
         return importlib.import_module(f"keras_minent.{name}")
     raise AttributeError(f"module 'keras_minent' has no attribute {name!r}")

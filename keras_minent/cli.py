@@ -1,4 +1,4 @@
-"""Command line: `python -m keras_minent train|reproduce|tune` (also `keras-minent ...`).
+"""Command line: `python -m keras_minent train|reproduce|tune|evaluate` (also `keras-minent ...`).
 
 The options are generated from the fields of `TrainConfig` (and
 `TuneConfig`): their defaults, choices and help texts are declared once, in
@@ -22,6 +22,7 @@ TRAIN_GROUPS = {
     "data": "data",
 }
 TUNE_GROUPS = {"search": "search", "run": "run", "data": "data"}
+EVALUATE_GROUPS = {"model": "model", "run": "run", "data": "data"}
 #: What `reproduce` sets itself for each of the paper's configurations (not its options).
 REPRODUCE_FIXED = (
     "loss",
@@ -180,6 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
         tune.add_argument("options", nargs=argparse.REMAINDER)
     else:
         add_options(sub.add_parser("tune", help=help_), TuneConfig, TUNE_GROUPS)
+    from keras_minent.training.evaluation import EvaluateConfig
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="test accuracy, ECE, entropy and NLL of a model file (.keras, a paper .pt, "
+        "paper:min_ent / paper:mix_ent / paper:ce)",
+        description="Evaluates a model file on the test split of the data (default: "
+        "EMNIST-Letters, official split) and writes results.json, reliability.png and "
+        "entropy_histogram.png to --output-dir.",
+    )
+    add_options(
+        evaluate,
+        EvaluateConfig,
+        EVALUATE_GROUPS,
+        exclude=("max_train_examples", "verbose"),
+        output_dir="runs/evaluate",
+    )
     return parser
 
 
@@ -229,6 +247,11 @@ def _main(argv: list[str] | None) -> int:
     try:
         if args.command == "tune":
             return _tune(args)
+        if args.command == "evaluate":
+            from keras_minent.training.evaluation import EvaluateConfig, evaluate
+
+            evaluate(options_to_config(EvaluateConfig, args))
+            return 0
         config = options_to_config(TrainConfig, args)
         if args.command == "reproduce":
             reproduce(config, args.seeds)

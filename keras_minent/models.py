@@ -29,7 +29,8 @@ from keras_minent._augmentation import (  # noqa: F401 - public here
 MEAN = 0.1307
 STD = 0.3081
 
-_BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (256, 256, 256))
+#: Output channels of the 3x3 convolutions of the four blocks.
+BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (256, 256, 256))
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
 
 
@@ -136,7 +137,7 @@ def _stem(inputs, augment: bool, seed: int | None, normalization: tuple):
 
 def _features(x, bn: dict):
     """The four convolutional blocks; returns the flattened 256 features."""
-    for b, widths in enumerate(_BLOCKS, start=1):
+    for b, widths in enumerate(BLOCKS, start=1):
         for c, width in enumerate(widths, start=1):
             x = layers.Conv2D(
                 width,
@@ -367,3 +368,15 @@ def inference_model(model: keras.Model, name: str | None = None) -> keras.Model:
 
 #: The builders by name, as the training and tuning commands take them.
 BUILDERS = {"vgg5": vgg5, "spinal_vgg5": spinal_vgg5}
+
+#: Names of `keras_minent.paper_checkpoint` that are part of this module's API
+#: (imported when first used: reading a checkpoint needs PyTorch and the data errors).
+_PAPER_NAMES = ("from_paper_checkpoint", "read_paper_checkpoint", "PaperCheckpointError")
+
+
+def __getattr__(name: str):
+    if name in _PAPER_NAMES:
+        from keras_minent import paper_checkpoint
+
+        return getattr(paper_checkpoint, name)
+    raise AttributeError(f"module 'keras_minent.models' has no attribute {name!r}")

@@ -13,6 +13,7 @@ import socket
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 
 from keras_minent.datasets import idx
 
@@ -31,20 +32,24 @@ def network_reachable(host: str = HOST, timeout: float = 3.0) -> bool:
 def download(
     url: str,
     path: str | os.PathLike,
-    sha256: str,
+    sha256: str | None,
     size: int | None = None,
     timeout: float = 60.0,
     chunk: int = 1 << 20,
+    verify: Callable[[str], None] | None = None,
 ) -> str:
     """Downloads `url` to `path`, atomically, checked by SHA-256.
 
     Args:
         url: What to download (any URL `urllib` opens, `file://` included).
         path: Where the verified file goes.
-        sha256: The SHA-256 the file must have.
+        sha256: The SHA-256 the file must have (None: checked by `verify` only).
         size: The size it must have, if known.
         timeout: Socket timeout in seconds.
         chunk: Read size.
+        verify: Called with the downloaded file's temporary path before it is
+            renamed into place; an exception it raises refuses the file (and
+            passes through).
 
     Returns:
         `path`, as a string.
@@ -70,11 +75,13 @@ def download(
             raise idx.EmnistDataError(
                 f"Download of {url} is incomplete: {got} bytes, expected {size}. Try again."
             )
-        if digest.hexdigest() != sha256:
+        if sha256 is not None and digest.hexdigest() != sha256:
             raise idx.EmnistDataError(
                 f"Download of {url}: checksum mismatch (SHA-256 {digest.hexdigest()}, "
                 f"expected {sha256}). Nothing was kept; try again."
             )
+        if verify is not None:
+            verify(tmp)
         os.replace(tmp, path)
         return path
     except OSError as e:

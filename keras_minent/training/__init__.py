@@ -21,7 +21,8 @@ Modules: `config` (what defines a run), `devices` (accelerator, precision,
 distribution), `callbacks` (learning-rate rule, run state), `reporting`
 (results, plots, tables), `run` (`train`), `seeds` (`train_seeds`, `reproduce`),
 `joint` (several runs as one program), `joint_run` (training them together, the joint
-commit point).
+commit point), `seed_plots` (`seeds.png`, `reproduce.png`), `evaluation` (`evaluate`:
+a model file or the paper's checkpoint on the test split).
 """
 
 from keras_minent.datasets.selection import load_data
@@ -43,6 +44,7 @@ from keras_minent.training.config import (
     TrainConfig,
 )
 from keras_minent.training.devices import accelerator, resolve_precision
+from keras_minent.training.evaluation import EvaluateConfig, evaluate
 from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError, RunError
 from keras_minent.training.reporting import (
     plot_curves,
@@ -62,6 +64,7 @@ __all__ = [
     "SYNTHETIC_NOTE",
     "ConfigError",
     "DataOptions",
+    "EvaluateConfig",
     "NonFiniteLossError",
     "OutputError",
     "ResumeError",
@@ -71,6 +74,7 @@ __all__ = [
     "TrainConfig",
     "accelerator",
     "build_model",
+    "evaluate",
     "get_seed_states",
     "load_data",
     "plot_curves",

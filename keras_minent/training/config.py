@@ -15,6 +15,7 @@ import keras
 
 from keras_minent import losses as losses_lib
 from keras_minent import models
+from keras_minent.paper_checkpoint import PAPER_OUTPUTS
 
 LOSSES = losses_lib.LOSS_NAMES
 MODELS = models.BUILDERS
@@ -22,6 +23,8 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SELECTIONS = ("validation", "test")
 LR_RULES = ("paper", "constant")
 DISTRIBUTE_MODES = ("none", "gpus", "multiworker")
+#: The classification heads: today's 26 letters, or the paper's 62 outputs (`head_labels`).
+HEADS = ("letters", "paper")
 SYNTHETIC_SIZE = 2600  # generated training images of --synthetic
 SYNTHETIC_NOTE = "SYNTHETIC DATA: these numbers are meaningless (smoke test only)"
 OPTIMISTIC_NOTE = "paper protocol: best TEST accuracy over epochs (optimistic, selected on test)"
@@ -195,6 +198,14 @@ class TrainConfig(DataOptions):
     epsilon: float = option(1e-6, "mix_ent's epsilon", group="loss")
     label_smoothing: float = option(0.0, "label smoothing of the target", group="loss")
     model: str = option("vgg5", "the network", choices=tuple(MODELS), group="recipe")
+    head: str = option(
+        "letters",
+        "letters: one output per class (labels 0..25); paper: EMNIST-Letters with the "
+        f"author's {PAPER_OUTPUTS} outputs, letter c trained as output c+1 (torchvision's "
+        "ids 1..26), the softmax the paper's loss settings were tuned under",
+        choices=HEADS,
+        group="recipe",
+    )
     dropout: float = option(0.5, "dropout of the head (SpinalNet's script: 0.5)", group="recipe")
     augment: bool = option(
         True, "the recipe's rotation and perspective augmentation", group="recipe"
@@ -256,6 +267,12 @@ class TrainConfig(DataOptions):
         checks = [
             (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
             (self.model in MODELS, f"model must be one of {tuple(MODELS)}"),
+            (self.head in HEADS, f"head must be one of {HEADS}"),
+            (
+                self.head != "paper" or self.dataset == "emnist_letters",
+                f"--head paper is EMNIST-Letters' {PAPER_OUTPUTS}-output head (letters as "
+                f"outputs 1..26); --dataset {self.dataset} keeps --head letters",
+            ),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.selection in SELECTIONS, "selection must be validation or test"),
             (

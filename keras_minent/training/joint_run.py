@@ -60,6 +60,7 @@ SHARED_OPTIONS = (
     "synthetic",
     "synthetic_size",
     "selection",
+    "head",
     "epochs",
     "batch_size",
     "precision",
@@ -347,6 +348,7 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
         raise ConfigError("A joint run cannot share mixed_float16's loss scale between members.")
     keras.config.set_dtype_policy(precision)
     data, record = load_data_with_record(first, first.selection)
+    data = run_lib.head_labels(first, data)
     provenance = run_lib.data_entry(record, data)
     failed = reconcile(output_dir, [n.replace(os.sep, "/") for n in names])
     for leftover in os.listdir(output_dir):  # a killed write of the joint state

@@ -110,6 +110,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         "val_accuracy": hist["val_accuracy"][state.best_epoch],
         "test_accuracy": float(test_acc),
         "test_loss": float(test_loss),
+        "head": head_entry(config, int(best.output_shape[-1])),
         **cal,
         "epochs": epochs_run,
         "train_seconds": train_time,
@@ -126,7 +127,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         "history": hist,
     }
     write_json(os.path.join(out, "results.json"), results)  # before any plot
-    _plot_safely(
+    plot_safely(
         "curves.png",
         plot_curves,
         hist,
@@ -134,7 +135,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         title=title,
         selected_epoch=state.best_epoch + 1,
     )
-    _plot_safely(
+    plot_safely(
         "reliability.png",
         calibration.plot_reliability,
         test_logits,
@@ -142,7 +143,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         os.path.join(out, "reliability.png"),
         title=title,
     )
-    _plot_safely(
+    plot_safely(
         "entropy_histogram.png",
         calibration.plot_entropy_histogram,
         test_logits,
@@ -153,7 +154,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
     return results
 
 
-def _plot_safely(name: str, plot, *args, **kwargs) -> None:
+def plot_safely(name: str, plot, *args, **kwargs) -> None:
     """Draws one plot; any failure (no matplotlib, a bug) is a warning: the results stand."""
     try:
         plot(*args, **kwargs)
@@ -183,8 +184,22 @@ def _calibration_report(best, test_logits, val, test, out: str, selection: str) 
     }
 
 
+def head_entry(config: TrainConfig, outputs: int) -> dict[str, Any]:
+    """The `head` entry of `results.json`: which head, its outputs, what the labels are."""
+    if config.head == "paper":
+        targets = (
+            "letter c is output c+1 (torchvision's ids 1..26; outputs 0 and 27.. never a "
+            "target): accuracy, ECE, entropy and NLL are over all outputs, as the author's"
+        )
+    else:
+        targets = "class c is output c"
+    return {"name": config.head, "outputs": outputs, "targets": targets}
+
+
 def _title(config: TrainConfig, data: dict | None = None) -> str:
     title = f"{config.model} + {config.loss} (seed {config.seed})"
+    if config.head == "paper":
+        title += ", 62-output paper head"
     if config.dataset != "emnist_letters":
         title = f"{title} on {config.dataset}"
     return f"{title}\n{note(config, data)}" if note(config, data) else title

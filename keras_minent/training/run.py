@@ -16,7 +16,7 @@ from keras_minent.datasets.selection import load_data_with_record, models_kwargs
 from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
 from keras_minent.training import reporting
 from keras_minent.training.callbacks import PaperLearningRateRule, RunState, read_state
-from keras_minent.training.config import MODELS, ConfigError, TrainConfig
+from keras_minent.training.config import MODELS, PAPER_OUTPUTS, ConfigError, TrainConfig
 from keras_minent.training.devices import accelerator, distribution, resolve_precision
 from keras_minent.training.files import OutputError, output_errors, read_json_file, write_json
 
@@ -34,6 +34,8 @@ OUTPUT_NAMES = (
     "entropy_histogram.png",
     "seeds.json",
     "reproduce.json",
+    "seeds.png",
+    "reproduce.png",
 )
 
 #: Options that may change when a run is continued (they do not change its results:
@@ -53,6 +55,10 @@ RESUMABLE_CHANGES = frozenset(
         "seed_parallel",
     }
 )
+
+#: Fields added to `TrainConfig` after runs were written: a stored configuration
+#: without one was made with this value.
+ADDED_FIELDS = {"head": "letters"}
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -91,6 +97,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     precision = resolve_precision(config.precision, device, config.batch_size)
     keras.config.set_dtype_policy(precision)
     data, record = _load_data_chief_first(config, dist)
+    data = head_labels(config, data)
     provenance = data_entry(record, data)
     monitor = "val_accuracy"
     lr_rule = None
@@ -199,6 +206,7 @@ def claim_output_dir(config: TrainConfig) -> None:
     for where, old in stored:
         if not isinstance(old, dict):
             raise ConfigError(f"{where} holds no configuration. {fix}")
+        old = {**ADDED_FIELDS, **old}
         diff = {
             k for k in config_dict if k not in RESUMABLE_CHANGES and old.get(k) != config_dict[k]
         }
@@ -243,14 +251,18 @@ def build_model(
     """The configured model, compiled (a resumed run's `RunState` restores its state).
 
     `data` (the run's `data_entry`) gives the input shape, the number of
-    classes and the normalisation; without it, EMNIST-Letters'.
+    classes and the normalisation; without it, EMNIST-Letters'. `head="paper"`
+    gives it the paper's 62 outputs (`head_labels`).
     """
+    kwargs = models_kwargs(data or {})
+    if config.head == "paper":
+        kwargs["num_classes"] = PAPER_OUTPUTS
     model = MODELS[config.model](
         dropout=config.dropout,
         augment=config.augment,
         seed=config.seed,
         synchronized_bn=synchronized_bn,
-        **models_kwargs(data or {}),
+        **kwargs,
     )
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -260,6 +272,19 @@ def build_model(
         steps_per_execution=steps_per_execution(config, device),
     )
     return model
+
+
+def head_labels(config: TrainConfig, data: dict) -> dict:
+    """The arrays with the labels the configured head is trained and scored on.
+
+    `head="letters"`: as loaded (0..25). `head="paper"`: each label plus one, the
+    author's setup (62 outputs, torchvision's EMNIST-Letters ids 1..26; outputs 0 and
+    27..61 are never a target), so that accuracy is the argmax over all 62 outputs
+    against the label plus one, and ECE, entropy and NLL are those of the 62-way softmax.
+    """
+    if config.head != "paper":
+        return data
+    return {role: (images, labels + 1) for role, (images, labels) in data.items()}
 
 
 def metrics() -> list:

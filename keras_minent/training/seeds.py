@@ -13,8 +13,13 @@ import os
 from typing import Any
 
 from keras_minent.datasets import sources
-from keras_minent.training import joint_run, reporting
-from keras_minent.training.config import PAPER_RESULTS, ConfigError, TrainConfig
+from keras_minent.training import joint_run, reporting, seed_plots
+from keras_minent.training.config import (
+    OPTIMISTIC_NOTE,
+    PAPER_RESULTS,
+    ConfigError,
+    TrainConfig,
+)
 from keras_minent.training.devices import accelerator
 from keras_minent.training.files import NonFiniteLossError
 from keras_minent.training.run import train
@@ -44,6 +49,39 @@ def _raise_failures(failures: dict[str, str], output_dir: str) -> None:
         )
 
 
+def paper_accuracy(config: TrainConfig) -> float | None:
+    """The paper's reported accuracy (%) for `config`'s model and loss, where it applies:
+    EMNIST-Letters, and for MIN-ENT / MIX-ENT the paper's loss settings."""
+    if config.dataset != sources.EMNIST_LETTERS:
+        return None
+    if config.loss != "ce" and not config.paper_loss_settings:
+        return None
+    return PAPER_RESULTS.get(f"{config.model}/{config.loss}")
+
+
+def _plot(config: TrainConfig, name: str, arms: list[dict], what: str) -> None:
+    """Writes `name` (`seed_plots.plot_seeds`) into the output directory; a failure is a
+    warning (`reporting.plot_safely`)."""
+    title = what if config.dataset == sources.EMNIST_LETTERS else f"{what} on {config.dataset}"
+    if config.selection == "test":
+        title += f"\n{OPTIMISTIC_NOTE}"
+    if reporting.note(config):
+        title += f"\n{reporting.note(config)}"
+    path = os.path.join(config.output_dir, name)
+    reporting.plot_safely(name, seed_plots.plot_seeds, arms, path, title=title)
+
+
+def _report_arm(
+    config: TrainConfig, runs: list[dict], failed: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`reporting.report_seeds`, and `seeds.png` of the runs."""
+    payload = reporting.report_seeds(config, runs, failed)
+    name = f"{config.model} + {config.loss}"
+    arms = [seed_plots.arm(name, runs, paper_accuracy(config))]
+    _plot(config, "seeds.png", arms, f"{name}: {len(runs)} seed(s), test split")
+    return payload
+
+
 def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
     """Runs seeds `config.seed .. config.seed + num_seeds - 1`, each in `seed_<k>/`.
 
@@ -65,13 +103,13 @@ def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
     choice = joint_run.seed_parallel_choice(config, num_seeds, accelerator())
     if choice["joint"]:
         runs, failures = joint_run.train_together(configs, config.output_dir, choice)
-        payload = reporting.report_seeds(config, runs, failures) if runs else None
+        payload = _report_arm(config, runs, failures) if runs else None
         _raise_failures(failures, config.output_dir)
         return payload
     runs = [train(c) for c in configs]
     if not all(r.get("chief", True) for r in runs):
         return {"summary": None, "runs": runs, "chief": False}  # the chief summarizes
-    return reporting.report_seeds(config, runs)
+    return _report_arm(config, runs)
 
 
 def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
@@ -96,7 +134,7 @@ def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
             output_dir=os.path.join(config.output_dir, key.replace("/", "_")),
         )
     choice = joint_run.seed_parallel_choice(config, len(subs) * num_seeds, accelerator())
-    rows = []
+    rows, arms = [], []
 
     def paper(key: str) -> float | None:
         return PAPER_RESULTS[key] if emnist else None
@@ -113,10 +151,12 @@ def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
             if not mine:
                 print(f"{key}: every run stopped (non-finite loss); not in the table.")
             else:
-                result = reporting.report_seeds(sub, mine, stopped)
+                result = _report_arm(sub, mine, stopped)
                 rows.append({"config": key, "paper": paper(key), **result["summary"]})
+                arms.append(seed_plots.arm(key, result["runs"], paper(key)))
         if rows:
             reporting.report_reproduction(config, rows)
+            _plot(config, "reproduce.png", arms, "the paper's table: test accuracy per seed")
         _raise_failures(failures, config.output_dir)
         return rows
     for key, sub in subs.items():
@@ -124,6 +164,8 @@ def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
         if not result.get("chief", True):
             continue
         rows.append({"config": key, "paper": paper(key), **result["summary"]})
+        arms.append(seed_plots.arm(key, result["runs"], paper(key)))
     if rows:  # else a worker of a multi-worker job: the chief writes the table
         reporting.report_reproduction(config, rows)
+        _plot(config, "reproduce.png", arms, "the paper's table: test accuracy per seed")
     return rows
