@@ -371,3 +371,51 @@ def test_idx_file_and_a_different_gz_are_refused_naming_both(tmp_path):
     (d / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(images[:-1] + b"\x01"))
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte and .*ubyte.gz are both"):
         local.read_idx_dir(str(d))
+
+
+# ---- tune's files and report ----------------------------------------------------------
+
+
+def _tiny_builder():
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(26),
+        ]
+    )
+
+
+def test_search_report_keeps_the_recipe_and_the_note_and_torn_files_are_named(tmp_path, capsys):
+    tuning = pytest.importorskip("keras_minent.tuning")
+    out = tmp_path / "search"
+    config = tuning.TuneConfig(
+        synthetic=True,
+        synthetic_size=104,
+        batch_size=26,
+        learning_rate=0.002,
+        trials=1,
+        epochs=1,
+        losses=("min_ent",),
+        verbose=0,
+        output_dir=str(out),
+    )
+    tuning.search(config, model_builder=_tiny_builder)
+    printed = capsys.readouterr().out
+    assert "*** SYNTHETIC DATA" in printed.split("trial ")[0], printed  # above the table
+    assert "--batch-size 26 --learning-rate 0.002" in printed, printed
+    best = json.loads((out / "best_hyperparameters.json").read_text())
+    assert best["note"].startswith("SYNTHETIC DATA") and best["loss"] == "min_ent"
+    # keras-tuner writes oracle.json in place: a kill or a full disk leaves it torn.
+    oracle = out / "search" / "oracle.json"
+    oracle.write_text(oracle.read_text()[:40])
+    with pytest.raises(
+        ResumeError, match=rf"{oracle} \(keras-tuner's record.*tears it.*Restore it"
+    ):
+        tuning.search(config, model_builder=_tiny_builder)
+    stored = json.loads((out / "search_config.json").read_text())
+    (out / "search_config.json").write_text(json.dumps({**stored, "data_fingerprint": 5}))
+    with pytest.raises(ResumeError, match=r"search_config.json: data_fingerprint is not a"):
+        tuning.search(config, model_builder=_tiny_builder)
