@@ -313,7 +313,8 @@ class RunState(keras.callbacks.Callback):
         try:
             self.model.load_weights(path)  # weights and optimizer state
         except Exception as e:
-            text = " ".join(str(e).split())[:300]  # one line
+            text = " ".join(str(e).split())  # one line
+            text = text if len(text) <= 300 else text[:297] + "..."
             raise ResumeError(f"{corrupt}: {text}. {_RESTORE}") from e
         expected = self._state.get("optimizer_iterations")
         if expected is not None and optimizer is not None:

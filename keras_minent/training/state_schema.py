@@ -203,7 +203,8 @@ def load_committed_model(path: str, fix: str) -> keras.Model:
                 "refused by Keras's safe mode: it holds Python code (a Lambda layer) that "
                 "loading would run, and a run never writes one"
             )
-        problem = problem or f"not loadable ({text[:300]})"
+        text = text if len(text) <= 300 else text[:297] + "..."
+        problem = problem or f"not loadable ({text})"
         raise ResumeError(f"{path} is {problem}. {fix}") from e
 
 
