@@ -46,12 +46,20 @@ def atomic_save(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
     Args:
         path: The final file.
         write: Writes the file's contents to the path it is given.
+
+    Raises:
+        OSError: As `write` raised it; one that names no file (a write to an
+            open file: no space, the file size limit) is given `path`'s name.
     """
     path = os.fspath(path)
     tmp = temp_path(path)
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:
+            e.filename = path  # the message names the file it could not write
+        raise
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)

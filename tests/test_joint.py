@@ -303,8 +303,15 @@ def test_reconcile_rolls_forward_only_the_kill_window(tmp_path):
     """A member one epoch behind the joint commit (a kill before its own state.json)
     is rolled forward; a member continued by a separate run is never rolled back."""
 
-    def state(epochs):
-        return {"epochs_done": epochs, "history": {}}
+    def state(epochs):  # a run state as RunState writes it (the joint state is checked)
+        return {
+            "epochs_done": epochs,
+            "history": {},
+            "best_epoch": epochs - 1,
+            "best_value": 0.5,
+            "epoch_times": [1.0] * epochs,
+            "seed_states": [],
+        }
 
     def setup(own_epochs):
         (tmp_path / "seed_0").mkdir(exist_ok=True)

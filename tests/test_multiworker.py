@@ -238,11 +238,11 @@ def test_workers_that_see_different_checkpoints_stop_before_training(tmp_path):
         (tmp_path / f"out{i}").mkdir()
     state = {
         "epochs_done": 1,
-        "history": {},
+        "history": {"val_accuracy": [0.0]},
         "best_epoch": 0,
         "best_value": 0.0,
         "epoch_times": [1.0],
-        "seed_states": None,
+        "seed_states": [],
         "lr_rule": None,
     }
     (tmp_path / "out1" / "state.json").write_text(json.dumps(state))

@@ -87,6 +87,13 @@ def _listing(directory: str, classes: list[str] | None = None) -> tuple[list, li
     files, labels = [], []
     for i, name in enumerate(names):
         found = _image_files(os.path.join(directory, name))
+        if not found and classes is None:
+            raise DataError(
+                f"{os.path.join(directory, name)} holds no images "
+                f"({', '.join(IMAGE_EXTENSIONS)}): an empty class folder is class {i} for "
+                "keras.utils.image_dataset_from_directory but has no examples here. Add its "
+                "images or remove the folder."
+            )
         files += found
         labels += [i] * len(found)
     if not files:
@@ -112,6 +119,11 @@ def _read(files: list[str]) -> np.ndarray:
                     a = None  # 32-bit pixels: no fixed range to map to 0..255
                 else:
                     a = np.asarray(im.convert("L" if mode in _GREY_MODES else "RGB"), np.uint8)
+        except image_lib.DecompressionBombError as e:
+            raise DataError(
+                f"{path}: too many pixels to read ({e}); images of a dataset are small. "
+                "Remove or shrink it."
+            ) from e
         except (OSError, ValueError, SyntaxError) as e:
             raise DataError(f"{path}: not a readable image ({e}).") from e
         if a is None:
@@ -121,6 +133,9 @@ def _read(files: list[str]) -> np.ndarray:
             )
         if first is None:
             first = (path, size)
+            idx.check_budget(  # all images have this size: refuse before reading them
+                len(files) * a.size * 3, path, f"{len(files)} images of {size[0]}x{size[1]}"
+            )
         elif size != first[1]:
             raise DataError(
                 f"{path}: {size[0]}x{size[1]} pixels, but {first[0]} is "

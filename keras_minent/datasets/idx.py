@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import logging
+import math
 import os
 import zipfile
 from collections.abc import Iterable
@@ -60,19 +62,36 @@ class EmnistDataError(DataError):
 _IDX_DTYPES = {0x08: np.uint8}
 
 
-def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parses one (uncompressed) IDX file.
+def memory_budget() -> int:
+    """The most bytes one data array may take: half of this machine's memory (64 GiB
+    where that is unknown). Sizes a file declares are checked against it (and
+    against the file's own size) before anything is allocated."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return 64 << 30
 
-    Args:
-        data: The file's bytes.
-        name: Name used in error messages.
 
-    Returns:
-        The array, with the shape the header declares.
+def check_budget(nbytes: int, name: str, declared: str) -> None:
+    """Refuses `declared` (what a file's header says, `nbytes` in all) over `memory_budget`.
 
     Raises:
-        EmnistDataError: If the magic number is wrong, the dtype is not
-            uint8, or the file is truncated or too long.
+        DataError: Naming `name`, before anything is allocated.
+    """
+    budget = memory_budget()
+    if nbytes > budget:
+        raise DataError(
+            f"{name}: {declared} ({nbytes} bytes), more than the memory budget of "
+            f"{budget} bytes (half this machine's memory): the file is corrupt or not "
+            "a dataset. Download or export it again."
+        )
+
+
+def idx_header(data: bytes, name: str = "<bytes>") -> tuple[int, tuple[int, ...], int]:
+    """`(dtype code, shape, header bytes)` of the IDX file whose first bytes are `data`.
+
+    Raises:
+        EmnistDataError: If the magic number is wrong or the header truncated.
     """
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise EmnistDataError(
@@ -89,7 +108,25 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(data) < header:
         raise EmnistDataError(f"{name}: truncated IDX header.")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
+    return dtype_code, shape, header
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parses one (uncompressed) IDX file.
+
+    Args:
+        data: The file's bytes.
+        name: Name used in error messages.
+
+    Returns:
+        The array, with the shape the header declares.
+
+    Raises:
+        EmnistDataError: If the magic number is wrong, the dtype is not
+            uint8, or the file is truncated or too long.
+    """
+    dtype_code, shape, header = idx_header(data, name)
+    expected = header + math.prod(shape)  # Python integers: no overflow
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "longer than its header says"
         raise EmnistDataError(
@@ -100,9 +137,21 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return np.frombuffer(data, dtype=_IDX_DTYPES[dtype_code], offset=header).reshape(shape)
 
 
-def _gunzip(raw: bytes, name: str) -> bytes:
+def gunzip_idx(raw: bytes, name: str) -> bytes:
+    """The uncompressed IDX file in the gzip data `raw`: its header is read first, and
+    no more than the size it declares (within `memory_budget`) is decompressed.
+
+    Raises:
+        EmnistDataError: If the gzip data or the IDX header is corrupt, or the
+            declared size is over the budget.
+    """
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            head = f.read(16)  # the longest header (3 dimensions)
+            _, shape, header = idx_header(head, name)
+            expected = header + math.prod(shape)
+            check_budget(expected, name, f"the header declares shape {shape}")
+            return head + f.read(max(0, expected + 1 - len(head)))  # one more: a longer file shows
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise EmnistDataError(
             f"{name}: corrupt or truncated gzip file ({e}). Download it again."
@@ -128,8 +177,8 @@ def decode_split(
             images and labels, or labels outside 1..26.
     """
     img_name, lab_name = file_name(split, "images"), file_name(split, "labels")
-    images = parse_idx(_gunzip(image_bytes, img_name), img_name)
-    labels = parse_idx(_gunzip(label_bytes, lab_name), lab_name)
+    images = parse_idx(gunzip_idx(image_bytes, img_name), img_name)
+    labels = parse_idx(gunzip_idx(label_bytes, lab_name), lab_name)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise EmnistDataError(f"{img_name}: expected 28x28 images, got shape {images.shape}.")
     if labels.ndim != 1:

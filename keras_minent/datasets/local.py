@@ -16,6 +16,7 @@ Gzipped files are recognised by their content, not their name.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import zipfile
@@ -36,13 +37,38 @@ _EMNIST_FILE = re.compile(r"^emnist-(.+)-(train|test)-(images-idx3|labels-idx1)-
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
+def _candidates(directory: str, stems) -> list[str]:
+    return [
+        os.path.join(directory, stem + suffix)
+        for stem in stems
+        for suffix in ("", ".gz")
+        if os.path.isfile(os.path.join(directory, stem + suffix))
+    ]
+
+
 def _find(directory: str, stems) -> str | None:
-    for stem in stems:
-        for suffix in ("", ".gz"):
-            path = os.path.join(directory, stem + suffix)
-            if os.path.isfile(path):
-                return path
-    return None
+    """The file of one of `stems` (gzipped or not), or None.
+
+    Raises:
+        DataError: If several are there and their contents differ (which one is
+            meant cannot be known), naming them.
+    """
+    found = _candidates(directory, stems)
+    if len(found) > 1:
+        first = _uncompressed(found[0])
+        for other in found[1:]:
+            if _uncompressed(other) != first:
+                raise DataError(
+                    f"{found[0]} and {other} are both there but hold different data: "
+                    "which one is meant is ambiguous. Remove one of them."
+                )
+    return found[0] if found else None
+
+
+def _uncompressed(path: str) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read()
+    return idx.gunzip_idx(data, path) if data[:2] == b"\x1f\x8b" else data
 
 
 def _mnist_files(directory: str) -> dict | None:
@@ -95,7 +121,7 @@ def _emnist_files(directory: str, subset: str) -> dict:
 
 def is_idx_dir(directory: str) -> bool:
     """Whether `directory` holds IDX files of either layout (complete or not)."""
-    found = any(_find(directory, stems) for stems in MNIST_NAMES.values())
+    found = any(_candidates(directory, stems) for stems in MNIST_NAMES.values())
     return found or bool(emnist_subsets(directory))
 
 
@@ -130,7 +156,7 @@ def read_idx_file(path: str, ndim: int) -> np.ndarray:
     with open(path, "rb") as f:
         data = f.read()
     if data[:2] == b"\x1f\x8b":
-        data = idx._gunzip(data, path)
+        data = idx.gunzip_idx(data, path)
     array = idx.parse_idx(data, path)
     if array.ndim != ndim:
         what = "images (3 dimensions)" if ndim == 3 else "labels (1 dimension)"
@@ -174,6 +200,39 @@ def read_idx_dir(path: str) -> tuple[dict, dict]:
     return raw, info
 
 
+def check_npz_sizes(path: str) -> None:
+    """Checks the shape each `.npy` header in the `.npz` at `path` declares against the
+    size of its member and `idx.memory_budget`, before any array is allocated.
+
+    Raises:
+        DataError: Naming the file and the array whose header does not fit.
+        zipfile.BadZipFile, ValueError: If the file or a header is unreadable.
+    """
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read(f)
+                header = f.tell()
+            nbytes = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+            name = f"{path} ({info.filename[:-4]})"
+            declared = f"the header declares shape {shape} of {dtype}"
+            if not dtype.hasobject and header + nbytes != info.file_size:
+                raise DataError(
+                    f"{name}: {declared} ({nbytes} bytes) but the array holds "
+                    f"{info.file_size - header} bytes: the file is corrupt or not a dataset. "
+                    "Export it again (numpy.savez)."
+                )
+            idx.check_budget(nbytes, name, declared)
+
+
 def read_npz(path: str) -> tuple[dict, dict]:
     """Reads a `.npz` holding `x_train`, `y_train`, `x_test`, `y_test`.
 
@@ -184,6 +243,7 @@ def read_npz(path: str) -> tuple[dict, dict]:
         DataError: If the file is not a readable `.npz` or lacks a key.
     """
     try:
+        check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in NPZ_KEYS if k not in z.files]
             if missing:

@@ -20,6 +20,15 @@ from keras_minent.training.files import (
     save_model,
     write_json,
 )
+from keras_minent.training.state_schema import (
+    STAMPED,
+    STATE_KEYS,
+    check_best,
+    check_plain_file,
+    check_run_state,
+    load_committed_model,
+    stamped_name,
+)
 
 
 class PaperLearningRateRule(keras.callbacks.Callback):
@@ -88,8 +97,12 @@ def get_seed_states(model: keras.Model) -> list[list[int]]:
 
 def set_seed_states(model: keras.Model, states: list[list[int]]) -> None:
     variables = _seed_variables(model)
-    if len(variables) != len(states):
-        raise ValueError("The checkpoint's random states do not match the model.")
+    shapes = [tuple(v.shape) for v in variables]
+    if [np.shape(s) for s in states] != shapes:
+        raise ValueError(
+            f"{len(states)} random states of shapes {sorted({np.shape(s) for s in states})} do "
+            f"not match the model's {len(variables)} of shapes {sorted(set(shapes))}."
+        )
     for v, value in zip(variables, states):
         v.assign(np.asarray(value, dtype=keras.backend.standardize_dtype(v.dtype)))
 
@@ -100,27 +113,16 @@ BEST_NAME = "best.keras"
 #: Files that exist only once a run committed an epoch: without `state.json` they
 #: mean a run's state was lost, and the run refuses to start over them.
 COMMITTED_NAMES = (CHECKPOINT_NAME, BEST_NAME, "results.json", "best_calibrated.keras")
-_STATE_KEYS = ("epochs_done", "history", "best_epoch", "best_value", "epoch_times", "seed_states")
 _START_OVER = "Use another --output-dir, or delete this one to start over."
 _RESTORE = "Restore it, or use another --output-dir, or delete this one to start over."
-
-
-def _stamped(kind: str, epoch: int) -> str:
-    return f"{kind}-{epoch}.keras"
-
-
-def _is_stamped(name: str) -> bool:
-    for kind in ("checkpoint", "best"):
-        if name.startswith(kind + "-") and name.endswith(".keras"):
-            return name[len(kind) + 1 : -len(".keras")].isdigit()
-    return False
 
 
 def read_state(output_dir: str) -> dict | None:
     """The run state in `output_dir` (None for a fresh directory), checked for its fields.
 
     Raises:
-        ResumeError: If `state.json` is corrupt or incomplete, or if it is
+        ResumeError: If `state.json` is corrupt, incomplete or holds a value a
+            run does not write (`state_schema.check_run_state`), or if it is
             missing while files of a committed epoch are there.
     """
     path = os.path.join(output_dir, STATE_NAME)
@@ -134,12 +136,7 @@ def read_state(output_dir: str) -> dict | None:
             )
         return None
     state = read_json_file(path, "the run's state", _START_OVER)
-    missing = [k for k in _STATE_KEYS if not isinstance(state, dict) or k not in state]
-    if missing:
-        raise ResumeError(f"{path} lacks {missing}: it is not a run's state. {_START_OVER}")
-    if not isinstance(state["epochs_done"], int) or state["epochs_done"] < 0:
-        raise ResumeError(f"{path} has an invalid epochs_done. {_START_OVER}")
-    return state
+    return check_run_state(state, path, STATE_KEYS)
 
 
 def _finite(logs: dict) -> str | None:
@@ -229,8 +226,17 @@ class RunState(keras.callbacks.Callback):
     @property
     def checkpoint_path(self) -> str:
         """The committed checkpoint (the stamped file `state.json` names)."""
-        name = self._state.get("checkpoint", CHECKPOINT_NAME)
+        name = self._state.get("checkpoint") or CHECKPOINT_NAME
         return os.path.join(self.dir, name)
+
+    @property
+    def best_path(self) -> str:
+        """The committed best model (the stamped file `state.json` names)."""
+        return os.path.join(self.dir, self._state.get("best") or BEST_NAME)
+
+    def load_best(self) -> keras.Model:
+        """The committed best model (see `state_schema.load_committed_model`)."""
+        return load_committed_model(self.best_path, _RESTORE)
 
     def _restore_state(self, state: dict) -> None:
         data_now = (self.data or {}).get("fingerprint")
@@ -244,6 +250,11 @@ class RunState(keras.callbacks.Callback):
                 "--output-dir."
             )
         self._state = state
+        if state["best_epoch"] >= 0 and self.monitor not in state["history"]:
+            raise ResumeError(
+                f"{self.state_path}: history lacks {self.monitor!r}, by which its best epoch "
+                f"was selected: a run writes it every epoch. {_START_OVER}"
+            )
         self.history = state["history"]
         self.best_epoch, self.best_value = state["best_epoch"], state["best_value"]
         self.epoch_times = state["epoch_times"]
@@ -257,10 +268,16 @@ class RunState(keras.callbacks.Callback):
         keep = {self._state.get("checkpoint"), self._state.get("best")}
         for name in os.listdir(self.dir):
             leftover = name.startswith(".") and ".tmp" in name  # a killed write
-            if leftover or (_is_stamped(name) and name not in keep):
+            if leftover or (STAMPED.match(name) and name not in keep):
                 remove(os.path.join(self.dir, name))
         if not self.initial_epoch:
             return
+        for name in keep - {None}:
+            check_plain_file(os.path.join(self.dir, name), self.state_path)
+        if self._state.get("best") is not None:
+            if not os.path.isfile(self.best_path):
+                self._missing(self.best_path)
+            check_best(self, BEST_NAME)
         for name, stable in (
             (self._state.get("checkpoint"), CHECKPOINT_NAME),
             (self._state.get("best"), BEST_NAME),
@@ -284,6 +301,7 @@ class RunState(keras.callbacks.Callback):
         if not self.initial_epoch:
             return
         path = self.checkpoint_path
+        check_plain_file(path, self.state_path)
         if not os.path.isfile(path):
             self._missing(path)
         optimizer = self.model.optimizer
@@ -295,7 +313,9 @@ class RunState(keras.callbacks.Callback):
         try:
             self.model.load_weights(path)  # weights and optimizer state
         except Exception as e:
-            raise ResumeError(f"{corrupt}: {e}. {_RESTORE}") from e
+            text = " ".join(str(e).split())  # one line
+            text = text if len(text) <= 300 else text[:297] + "..."
+            raise ResumeError(f"{corrupt}: {text}. {_RESTORE}") from e
         expected = self._state.get("optimizer_iterations")
         if expected is not None and optimizer is not None:
             got = int(keras.ops.convert_to_numpy(optimizer.iterations))
@@ -305,7 +325,10 @@ class RunState(keras.callbacks.Callback):
                     f"{self.initial_epoch} ended after {expected}: the files are of different "
                     f"epochs. {_START_OVER}"
                 )
-        set_seed_states(self.model, self._seed_states)
+        try:
+            set_seed_states(self.model, self._seed_states)
+        except ValueError as e:
+            raise ResumeError(f"{self.state_path}: seed_states: {e} {_START_OVER}") from e
         self.model._initial_epoch = self.initial_epoch  # as BackupAndRestore does
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -353,8 +376,8 @@ class RunState(keras.callbacks.Callback):
             The previous state, for `finish`.
         """
         old = dict(self._state)
-        checkpoint = _stamped("checkpoint", done)
-        best = _stamped("best", done) if improved else old.get("best")
+        checkpoint = stamped_name("checkpoint", done)
+        best = stamped_name("best", done) if improved else old.get("best")
         if improved:
             save_model(self.model, os.path.join(self.dir, best))
         save_model(self.model, os.path.join(self.dir, checkpoint))

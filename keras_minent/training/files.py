@@ -80,6 +80,10 @@ def publish(source: str, path: str) -> None:
             with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
                 shutil.copyfileobj(src, dst)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:
+            e.filename = path  # a failed copy names the file it could not write
+        raise
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)

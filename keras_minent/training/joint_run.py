@@ -44,6 +44,7 @@ from keras_minent.training.joint import (
     compile_joint,
     member_logs,
 )
+from keras_minent.training.state_schema import check_joint_state, check_plain_file
 
 logger = logging.getLogger(__name__)
 
@@ -181,14 +182,21 @@ def write_joint_state(path: str, epochs_done: int, members: list[Member]) -> Non
 
 
 def read_joint_state(output_dir: str) -> dict | None:
+    """The joint commit point in `output_dir` (None if there is none), checked: member
+    names are plain directories below it, member states as `read_state` checks them.
+
+    Raises:
+        ResumeError: Naming the file (and member) whose value a run does not write.
+    """
     path = os.path.join(output_dir, JOINT_STATE_NAME)
     if not os.path.lexists(path):
         return None
     fix = "Use another --output-dir, or delete it to start over."
+    check_plain_file(path, path)
     state = read_json_file(path, "the joint run's state", fix)
     if not isinstance(state, dict) or not {"members", "failed", "epochs_done"} <= set(state):
         raise ResumeError(f"{path} is not a joint run's state. {fix}")
-    return state
+    return check_joint_state(state, path)
 
 
 def reconcile(output_dir: str, names: Sequence[str]) -> dict[str, str]:
@@ -339,6 +347,7 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
     if len(set(names)) != len(names) or any(n.startswith("..") for n in names):
         raise ConfigError("Members need distinct output directories inside the joint one.")
     os.makedirs(output_dir, exist_ok=True)
+    run_lib.refuse_linked_dirs(output_dir, [c.output_dir for c in configs])
     for c in configs:
         run_lib.claim_output_dir(c)
     device = accelerator()

@@ -87,7 +87,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
     x_fit = run.data["fit"][0]
     x_val, _ = val = run.data["val"]
     x_test, y_test = test = run.data["test"]
-    best = keras.saving.load_model(os.path.join(out, "best.keras"))
+    best = state.load_best()  # the committed best model, or a ResumeError naming it
     save_model(models.inference_model(best), os.path.join(out, "inference.keras"))
     test_loss, test_acc = best.evaluate(
         datasets.evaluation_dataset(x_test, y_test, 1000), verbose=0, return_dict=False

@@ -20,7 +20,8 @@ from keras_minent.training.config import MODELS, PAPER_OUTPUTS, ConfigError, Tra
 from keras_minent.training.devices import accelerator, distribution, resolve_precision
 from keras_minent.training.files import OutputError, output_errors, read_json_file, write_json
 
-#: Files a run writes: a link planted at one of these names is refused.
+#: Paths a run writes: a link planted at one of these names is refused
+#: (`logs/`: TensorBoard's event files).
 OUTPUT_NAMES = (
     "config.json",
     "state.json",
@@ -36,6 +37,9 @@ OUTPUT_NAMES = (
     "reproduce.json",
     "seeds.png",
     "reproduce.png",
+    "logs",
+    "logs/train",
+    "logs/validation",
 )
 
 #: Options that may change when a run is continued (they do not change its results:
@@ -222,6 +226,27 @@ def claim_output_dir(config: TrainConfig) -> None:
             f"Pass --epochs {done} (or more) to report or continue it."
         )
     write_json(path, config_dict)
+
+
+def refuse_linked_dirs(root: str, directories: list[str]) -> None:
+    """Refuses the directories of a run's members (`seed_<k>/`, a reproduction's arms)
+    where they, or a folder between them and `root`, are links: a run writes only
+    inside the directories it made.
+
+    Raises:
+        OutputError: Naming the link.
+    """
+    for directory in directories:
+        parts = os.path.relpath(directory, root).split(os.sep)
+        if parts[0] in (os.curdir, os.pardir):
+            continue  # not below root: refused where members are placed
+        for i in range(1, len(parts) + 1):
+            path = os.path.join(root, *parts[:i])
+            if os.path.islink(path):
+                raise OutputError(
+                    f"{path} is a link: a run writes its runs' files only in directories it "
+                    "made and never follows a link. Remove it, or use another --output-dir."
+                )
 
 
 def _load_data_chief_first(config: TrainConfig, dist) -> tuple[dict, dict]:

@@ -22,7 +22,7 @@ from keras_minent.training.config import (
 )
 from keras_minent.training.devices import accelerator
 from keras_minent.training.files import NonFiniteLossError
-from keras_minent.training.run import train
+from keras_minent.training.run import refuse_linked_dirs, train
 
 
 def _check_num_seeds(num_seeds) -> None:
@@ -100,6 +100,7 @@ def train_seeds(config: TrainConfig, num_seeds: int) -> dict[str, Any]:
     """
     _check_num_seeds(num_seeds)
     configs = seed_configs(config, num_seeds)
+    refuse_linked_dirs(config.output_dir, [c.output_dir for c in configs])
     choice = joint_run.seed_parallel_choice(config, num_seeds, accelerator())
     if choice["joint"]:
         runs, failures = joint_run.train_together(configs, config.output_dir, choice)
@@ -133,6 +134,7 @@ def reproduce(config: TrainConfig, num_seeds: int = 1) -> list[dict]:
             paper_loss_settings=loss != "ce",
             output_dir=os.path.join(config.output_dir, key.replace("/", "_")),
         )
+    refuse_linked_dirs(config.output_dir, [s.output_dir for s in subs.values()])
     choice = joint_run.seed_parallel_choice(config, len(subs) * num_seeds, accelerator())
     rows, arms = [], []
 

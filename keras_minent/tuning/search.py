@@ -18,7 +18,6 @@ from keras_minent import models
 from keras_minent.datasets.selection import load_data_with_record, models_kwargs
 from keras_minent.training.config import (
     PRECISIONS,
-    SYNTHETIC_NOTE,
     ConfigError,
     DataOptions,
     option,
@@ -203,6 +202,11 @@ def _check_search_config(config: TuneConfig) -> dict | None:
     old = read_json_file(path, "the search's configuration", _START_OVER, SearchStateError)
     if not isinstance(old, dict) or not isinstance(old.get("config"), dict):
         raise SearchStateError(f"{path} holds no search configuration. {_START_OVER}")
+    if not isinstance(old.get("data_fingerprint"), (str, type(None))):
+        raise SearchStateError(
+            f"{path}: data_fingerprint is not a string: a search writes no such value. "
+            f"{_START_OVER}"
+        )
     new = _jsonable_config(config)
     diff = sorted(k for k in new if k not in SEARCH_RESUMABLE and old["config"].get(k) != new[k])
     if diff:
@@ -233,7 +237,8 @@ def _check_tuner_files(project: str) -> None:
                 f"{path} (keras-tuner's record) is missing: the search cannot be resumed "
                 f"reliably. {_RESTORE}"
             )
-        state = read_json_file(path, "keras-tuner's record", _RESTORE, SearchStateError)
+        what = "keras-tuner's record, written in place: a kill or a full disk tears it"
+        state = read_json_file(path, what, _RESTORE, SearchStateError)
         if not isinstance(state, dict):
             raise SearchStateError(f"{path} is not keras-tuner's record. {_START_OVER}")
 
@@ -333,11 +338,19 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         shuffle=False,
         verbose=config.verbose,
     )
-    return report(tuner, config)
+    return report(tuner, config, record)
 
 
-def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
-    """Writes and prints the readable results of a search (see `search`)."""
+def report(tuner: keras_tuner.Tuner, config: TuneConfig, data: dict | None = None) -> dict:
+    """Writes and prints the readable results of a search (see `search`).
+
+    The note of the data (synthetic, unverified, a subset: `reporting.note`,
+    with `data` the search's data record) goes into `best_hyperparameters.json`
+    (`note`), `objective.png` and the console table; the suggested `train`
+    command keeps the search's recipe (`--batch-size`, `--learning-rate`).
+    """
+    from keras_minent.training.reporting import note as data_note
+
     if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief" or not hasattr(
         tuner.oracle, "trials"
     ):
@@ -348,15 +361,17 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
     write_json(os.path.join(out, "trials.json"), rows)
     done = [r for r in rows if r["status"] == "COMPLETED" and r[objective] is not None]
     best = None
+    note = data_note(config, data)
     if done:
         best_hp = tuner.get_best_hyperparameters(1)[0].values
         best = {**best_hp, objective: float(tuner.oracle.get_best_trials(1)[0].score)}
-        write_json(os.path.join(out, "best_hyperparameters.json"), best)
-        note = SYNTHETIC_NOTE if config.synthetic else None
+        write_json(os.path.join(out, "best_hyperparameters.json"), {**best, "note": note})
         try:  # the results are written: a plot never loses them
             plot_objective(rows, objective, os.path.join(out, "objective.png"), note)
         except Exception as e:
             warnings.warn(f"objective.png not written: {e}", RuntimeWarning, stacklevel=2)
+    if note:
+        print(f"\n*** {note} ***")
     print(f"\n{'trial':<6} {'status':<10} {'loss':<8} {'reg_weight':>10} {objective:>18}")
     for r in rows:
         w = "" if r["reg_weight"] is None else f"{r['reg_weight']:.4g}"
@@ -368,6 +383,7 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
             cmd += f" --dataset {config.dataset}"
         if best.get("reg_weight") is not None and best["loss"] != "ce":
             cmd += f" --reg-weight {best['reg_weight']:.4g}"
+        cmd += f" --batch-size {config.batch_size} --learning-rate {config.learning_rate}"
         print(f"\nbest: {best}\ntrain the final model with:\n  {cmd}")
     failed = [r for r in rows if r["status"] in ("FAILED", "INVALID")]
     if failed:
