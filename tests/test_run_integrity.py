@@ -223,6 +223,8 @@ def test_cli_refusals_of_a_finished_run(tmp_path, capsys):
     assert "state.json: loss: 'min_ent' -> 'ce'" in err, err
     assert _run("--epochs", "1", "--output-dir", out) == 0  # config.json is written again
     capsys.readouterr()
+    assert _run("--epochs", "1", "--loss", "ce", "--output-dir", out) == 2  # committed: kept
+    assert "config.json: loss: 'min_ent' -> 'ce'" in capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["loss"] == "min_ent" and results["epochs"] == 1
     # A link planted at an output name is refused; its target is untouched.

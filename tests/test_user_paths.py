@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import keras_minent
+from keras_minent.cli import main
 from keras_minent.testing import BACKEND, requires_tf, run_python
 
 TINY = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--epochs", "1"]
@@ -49,17 +50,34 @@ def images(n=16, seed=0):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """One run of the main job, as typed: `python -m keras_minent train --synthetic ...`."""
+    """One run of the main job, as typed: `python -m keras_minent train --synthetic ...`,
+    in the directory of a first try that failed for lack of data (its stdout in
+    `stdout.txt` beside it)."""
     out = tmp_path_factory.mktemp("user") / "run1"
+    (out.parent / "empty").mkdir()
+    failed = ["train", "--no-download", "--data-dir", str(out.parent / "empty")]
+    assert main([*failed, "--output-dir", str(out)]) == 2
+    assert (out / "config.json").is_file() and not (out / "state.json").exists()
     env = {**os.environ, "KERAS_BACKEND": BACKEND, "KERAS_MINENT_DATA": str(out.parent / "d")}
-    subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "keras_minent", "train", *TINY, "--verbose", "0"]
         + ["--output-dir", str(out)],
-        check=True,
+        capture_output=True,
+        text=True,
         timeout=600,
         env=env,
     )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (out.parent / "stdout.txt").write_text(proc.stdout)
     return out
+
+
+def test_a_first_try_that_failed_before_training_does_not_block_the_next(run_dir):
+    stdout = (run_dir.parent / "stdout.txt").read_text()
+    assert "replacing the configuration of a run that never finished an epoch" in stdout
+    assert "synthetic: False -> True" in stdout
+    assert json.loads((run_dir / "config.json").read_text())["synthetic"] is True
+    assert json.loads((run_dir / "state.json").read_text())["epochs_done"] == 1
 
 
 @requires_tf

@@ -15,6 +15,7 @@ import keras_tuner
 
 from keras_minent import losses as losses_lib
 from keras_minent import models
+from keras_minent._process_state import kept_process_state
 from keras_minent.datasets.selection import load_data_with_record, models_kwargs
 from keras_minent.training.config import (
     PRECISIONS,
@@ -258,12 +259,9 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
         SearchStateError: If the output directory holds a search of another
             space, recipe or data, or its keras-tuner files are corrupt.
     """
-    previous_policy = keras.config.dtype_policy()
-    try:
-        with output_errors(config.output_dir):  # permission, space, ...: one line
-            return _search(config, model_builder)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)  # the user's, after every trial
+    # The user's random generators, dtype policy and root logger, after every trial.
+    with kept_process_state(), output_errors(config.output_dir):  # permission, space: one line
+        return _search(config, model_builder)
 
 
 def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None) -> dict:
