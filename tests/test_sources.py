@@ -266,11 +266,11 @@ def test_max_examples_take_a_fixed_subset_after_the_carve_out(tmp_path):
 @pytest.mark.parametrize(
     "kw,message",
     [
-        ({"max_train_examples": 0}, "max_train_examples must be None or >= 1"),
-        ({"max_eval_examples": -3}, "max_eval_examples must be None or >= 1"),
+        ({"max_train_examples": 0}, "--max-train-examples must be none or >= 1"),
+        ({"max_eval_examples": -3}, "--max-eval-examples must be none or >= 1"),
         ({"dataset": "mnist", "idx_dir": "x"}, "--idx-dir is EMNIST-Letters'"),
         ({"dataset": "mnist", "synthetic": True}, "--synthetic generates EMNIST-Letters"),
-        ({"dataset": ""}, "dataset must be a name or path"),
+        ({"dataset": ""}, "--dataset must be a name or path"),
     ],
 )
 def test_invalid_data_options(kw, message):

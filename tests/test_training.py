@@ -157,7 +157,7 @@ def test_t_quantile_without_scipy():
 def test_bad_config_and_missing_data_fail_fast(tmp_path, capsys):
     with pytest.raises(ValueError, match="loss must be"):
         training.TrainConfig(loss="focal")
-    with pytest.raises(ValueError, match="entropy_weight"):
+    with pytest.raises(ValueError, match="--reg-weight must be >= 0"):
         training.TrainConfig(reg_weight=-1.0)
     t0 = time.time()
     code = main(

@@ -125,11 +125,17 @@ def missing_data_message(data_dir: str, where: str, download: bool) -> str:
 def check_idx_dir(idx_dir) -> None:
     """Raises a clear message if `idx_dir` holds neither the zip nor the four files."""
     idx_dir = os.fspath(idx_dir)
+    if not os.path.isdir(idx_dir):
+        what = "is not a directory" if os.path.exists(idx_dir) else "does not exist"
+        raise idx.EmnistDataError(
+            f"--idx-dir {idx_dir} {what}: give the directory that holds NIST's "
+            f"{idx.ZIP_NAME} or the four emnist-letters-*-ubyte.gz files."
+        )
     if os.path.isfile(os.path.join(idx_dir, idx.ZIP_NAME)):
         return
     if os.path.isdir(idx_dir) and _idx_files_dir(idx_dir) is not None:
         return
-    missing = idx.missing_files(idx_dir) if os.path.isdir(idx_dir) else idx.REQUIRED_FILES
+    missing = idx.missing_files(idx_dir)
     raise idx.EmnistDataError(
         f"--idx-dir {idx_dir} must hold NIST's {idx.ZIP_NAME} or the four files "
         f"{', '.join(idx.REQUIRED_FILES)}; it lacks {', '.join(missing)}."

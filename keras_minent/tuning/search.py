@@ -164,6 +164,7 @@ class TuneConfig(DataOptions):
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"Invalid TuneConfig: {message}.")
+        self._refuse_ignored_options()
         if self.distribute not in ("none", "gpus"):
             raise ConfigError(
                 f"A search takes distribute='none' or 'gpus', not {self.distribute!r}: several "
@@ -171,6 +172,28 @@ class TuneConfig(DataOptions):
                 "(KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT; see the "
                 "README), each trial on one machine's GPUs."
             )
+
+    def _refuse_ignored_options(self) -> None:
+        """Options that the search would ignore are refused, not dropped silently."""
+        default = {f.name: f.default for f in dataclasses.fields(self)}
+        refusals = []
+        if self.tuner == "hyperband" and self.trials != default["trials"]:
+            refusals.append(
+                "--tuner hyperband does not use --trials (its brackets follow from "
+                "--epochs-per-trial): drop --trials, or use --tuner random or bayesian"
+            )
+        weight_range = [
+            flag
+            for name, flag in (("weight_min", "--weight-min"), ("weight_max", "--weight-max"))
+            if getattr(self, name) != default[name]
+        ]
+        if weight_range and set(self.losses) == {"ce"}:
+            refusals.append(
+                f"--losses ce has no regularizer weight: {', '.join(weight_range)} would "
+                "apply to nothing; add min_ent or mix_ent to --losses, or drop them"
+            )
+        if refusals:
+            raise ConfigError(f"Invalid TuneConfig: {'; '.join(refusals)}.")
 
 
 class SearchStateError(ResumeError):
