@@ -244,3 +244,15 @@ def test_an_interval_wider_than_accuracys_range_is_clipped_and_said(tmp_path, mo
         "0..100: the t-interval of 2 seeds, -213.565..256.565, is wider than accuracy's "
         "range; more seeds narrow it)"
     ) in out
+
+
+def test_a_data_dir_that_does_not_exist_is_refused_not_created(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_MINENT_DATA", str(tmp_path / "home"))
+    typo = tmp_path / "dtaa"
+    assert main(["train", "--data-dir", str(typo), "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"keras-minent: error: --data-dir {typo} does not exist: create it, or leave "
+        f"--data-dir out to use {tmp_path / 'home'} (created when needed).\n"
+    )
+    assert not typo.exists() and not (tmp_path / "home").exists()

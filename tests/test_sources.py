@@ -193,6 +193,7 @@ def test_tfds_name_through_mock_data(tmp_path, monkeypatch):
     from keras_minent.datasets import download
 
     monkeypatch.setattr(download, "network_reachable", lambda *a, **k: True)
+    (tmp_path / "tfds").mkdir()  # a --data-dir must exist
     with tfds.testing.mock_data(num_examples=24, data_dir=str(tmp_path / "tfds")):
         data, record = load_data_with_record(
             config("cifar10", tmp_path, data_dir=str(tmp_path / "tfds"))
@@ -227,6 +228,7 @@ def test_emnist_letters_default_is_unchanged(tmp_path):
     idx.write_official_files(
         d, {"train": idx.synthetic_letters(120, 1), "test": idx.synthetic_letters(24, 2)}
     )
+    (tmp_path / "cache").mkdir()
     cfg = TrainConfig(
         idx_dir=str(d), data_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "o")
     )

@@ -67,7 +67,7 @@ def test_full_run_writes_consistent_results(tmp_path):
     from keras_minent import datasets
 
     model = keras.saving.load_model(out / "best.keras")
-    x, y = datasets.load_arrays("test", data_dir=out / "synthetic_tfds", download=False)
+    x, y = datasets.load_arrays("test", idx_dir=out / "synthetic_raw", loader="numpy")
     acc = model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"]
     assert abs(acc - r["test_accuracy"]) < 1e-6
     # A changed configuration in the same directory is refused.

@@ -51,14 +51,19 @@ def images(n=16, seed=0):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """One run of the main job, as typed: `python -m keras_minent train --synthetic ...`,
-    in the directory of a first try that failed for lack of data (its stdout in
-    `stdout.txt` beside it)."""
+    in the directory of a first try that failed for lack of data (its stdout and
+    stderr in `stdout.txt` and `stderr.txt` beside it)."""
     out = tmp_path_factory.mktemp("user") / "run1"
     (out.parent / "empty").mkdir()
     failed = ["train", "--no-download", "--data-dir", str(out.parent / "empty")]
     assert main([*failed, "--output-dir", str(out)]) == 2
     assert (out / "config.json").is_file() and not (out / "state.json").exists()
-    env = {**os.environ, "KERAS_BACKEND": BACKEND, "KERAS_MINENT_DATA": str(out.parent / "d")}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": BACKEND,
+        "KERAS_MINENT_DATA": str(out.parent / "d"),
+        "TFDS_DATA_DIR": str(out.parent / "tfds"),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "keras_minent", "train", *TINY, "--verbose", "0"]
         + ["--output-dir", str(out)],
@@ -69,7 +74,20 @@ def run_dir(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (out.parent / "stdout.txt").write_text(proc.stdout)
+    (out.parent / "stderr.txt").write_text(proc.stderr)
     return out
+
+
+def test_synthetic_data_touch_no_data_directory_and_raise_no_warning(run_dir):
+    assert not (run_dir.parent / "d").exists() and not (run_dir.parent / "tfds").exists()
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith("synthetic")) == [
+        "synthetic_raw"
+    ]
+    output = (run_dir.parent / "stdout.txt").read_text() + (
+        run_dir.parent / "stderr.txt"
+    ).read_text()
+    assert "Downloading and preparing" not in output and "tfds" not in output
+    assert "not the official" not in output
 
 
 def test_a_first_try_that_failed_before_training_does_not_block_the_next(run_dir):

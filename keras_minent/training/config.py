@@ -124,8 +124,8 @@ class DataOptions:
     )
     data_dir: str | None = option(
         None,
-        "where prepared data are cached (default: $KERAS_MINENT_DATA or "
-        "~/keras_minent_datasets; on TensorFlow with tfds installed: tfds's data directory)",
+        "an existing directory where data are downloaded and prepared, for every backend "
+        "(default: $KERAS_MINENT_DATA, else ~/keras_minent_datasets, created when needed)",
         group="data",
         type=str,
     )
