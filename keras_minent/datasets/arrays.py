@@ -124,9 +124,10 @@ def mismatch(record: dict | None, source: dict | None) -> str | None:
 def missing_data_message(data_dir: str, where: str, download: bool) -> str:
     if not download:
         return (
-            f"EMNIST-Letters is not prepared in {data_dir} and download=False. "
-            f"Put NIST's {idx.ZIP_NAME} or the four files {', '.join(idx.REQUIRED_FILES)} "
-            f"in {where}, or pass idx_dir=."
+            f"EMNIST-Letters is not prepared in {data_dir} and downloading is off "
+            f"(--no-download, download=False). Put NIST's {idx.ZIP_NAME} or the four files "
+            f"{', '.join(idx.REQUIRED_FILES)} in {where}, or pass --idx-dir (idx_dir=) "
+            "the directory that holds them."
         )
     return (
         "EMNIST-Letters is not available offline and the network is unreachable.\n"

@@ -138,9 +138,19 @@ def builder(
     from keras_minent.datasets.tfds_builder import EmnistLettersOfficial
 
     data_dir = arrays_lib.default_data_dir() if data_dir is None else os.fspath(data_dir)
-    b = EmnistLettersOfficial(data_dir=data_dir)
+    manual = os.fspath(idx_dir) if idx_dir is not None else None
     if idx_dir is not None:
         arrays_lib.check_idx_dir(idx_dir)
+    # Nothing prepared, nothing to prepare from and no way to download: say so before
+    # tfds looks at (warns about, creates) any directory.
+    if (
+        not os.path.isdir(os.path.join(data_dir, EmnistLettersOfficial.name))
+        and arrays_lib.local_source(data_dir, manual, None) is None
+        and (not download or not download_lib.network_reachable())
+    ):
+        where = manual or arrays_lib.manual_dir(data_dir)
+        raise idx.EmnistDataError(arrays_lib.missing_data_message(data_dir, where, download))
+    b = EmnistLettersOfficial(data_dir=data_dir)
     if b.is_prepared():
         if idx_dir is None:
             return b
@@ -151,14 +161,6 @@ def builder(
         logger.warning("Rebuilding EMNIST-Letters in %s: %s.", b.data_dir, why)
         shutil.rmtree(b.data_dir)
         b = EmnistLettersOfficial(data_dir=data_dir)
-    manual = os.fspath(idx_dir) if idx_dir is not None else None
-    root = os.fspath(b.data_dir_root)
-    # Nothing here and no way to download: say so before tfds creates any directory.
-    if arrays_lib.local_source(root, manual, None) is None and (
-        not download or not download_lib.network_reachable()
-    ):
-        where = manual or arrays_lib.manual_dir(root)
-        raise idx.EmnistDataError(arrays_lib.missing_data_message(root, where, download))
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
     if getattr(b, "provenance_record", None) is not None:
         prov.write_json_atomic(_record_path(b), b.provenance_record)
