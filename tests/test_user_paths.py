@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -110,6 +111,39 @@ def test_everything_the_main_job_writes_loads_after_import_keras_minent(run_dir)
     )
     out = run_python(code)
     assert all(name in out for name in KERAS_FILES), out
+
+
+def test_the_main_jobs_files_carry_no_arguments_keras_3_10_refuses(run_dir):
+    for name in KERAS_FILES:
+        with zipfile.ZipFile(run_dir / name) as zf:
+            config = zf.read("config.json").decode()
+        assert '"kernel_initializer"' in config, name  # the configs are there
+        for key in ("input_axes", "output_axes", "renorm", "quantization_config"):
+            assert f'"{key}"' not in config, (name, key)
+
+
+def test_portable_config_drops_only_newer_arguments_at_their_defaults():
+    from keras_minent._portable_save import portable_config
+
+    def obj(module, name, **config):
+        return {"module": module, "class_name": name, "config": config}
+
+    glorot = obj("keras.initializers", "GlorotUniform", seed=None, input_axes=None)
+    wide = obj("keras.initializers", "VarianceScaling", scale=2.0, output_axes=[0, 1])
+    bn = obj("keras.layers", "BatchNormalization", momentum=0.9, renorm=False, renorm_momentum=0.5)
+    own = obj("my_package", "Dense", units=3, quantization_config=None)
+    layer = obj(
+        "keras.layers", "Dense", units=3, quantization_config=None, kernel_initializer=glorot
+    )
+    assert portable_config({"layers": [layer, wide, bn, own]}) == {
+        "layers": [
+            obj("keras.layers", "Dense", units=3, kernel_initializer=obj(
+                "keras.initializers", "GlorotUniform", seed=None)),
+            wide,  # not the default: kept (an older Keras should refuse it)
+            obj("keras.layers", "BatchNormalization", momentum=0.9, renorm_momentum=0.5),
+            own,  # not Keras's own class: untouched
+        ]
+    }  # fmt: skip
 
 
 @requires_tf
