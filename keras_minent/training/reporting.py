@@ -235,16 +235,14 @@ def plot_curves(
                 ax.plot(epochs, history[key], style, ms=4, label=label)
         if name == "learning rate" and "learning_rate" in history:
             ax.set_yscale("log")
-        if selected_epoch is not None:
-            ax.axvline(selected_epoch, color="tab:green", ls="--", lw=1)
-            ax.annotate(
-                f"selected: {selected_epoch}",
-                (selected_epoch, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -12),
-                textcoords="offset points",
-                fontsize=8,
+            _plotting.plain_log_labels(ax.yaxis)
+        if selected_epoch is not None:  # named in the legend: a label by the line hit it
+            ax.axvline(
+                selected_epoch,
                 color="tab:green",
+                ls="--",
+                lw=1,
+                label=f"selected: epoch {selected_epoch}",
             )
         ax.set(title=name, xlabel="epoch")
         if len(epochs) <= 12:
