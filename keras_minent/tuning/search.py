@@ -75,10 +75,15 @@ def plot_objective(rows: list[dict], objective: str, path: str, note: str | None
             continue
         if pts:
             w, v = zip(*sorted(pts))
-            ax.plot(w, v, "o-", label=loss)
+            ax.plot(w, v, "o-", label=loss, clip_on=False)  # a point at 0 or 1 shows whole
     ax.set_xscale("log")
+    _plotting.plain_log_labels(ax.xaxis)
+    if "accuracy" in objective:  # an accuracy lies in 0..1: no axis beyond it
+        low, high = ax.get_ylim()
+        ax.set_ylim(max(low, 0.0), min(high, 1.0))
     ax.set(xlabel="regularizer weight", ylabel=objective)
-    ax.set_title(_plotting.wrap("search results" + (f"\n{note}" if note else "")), fontsize=9)
+    title = "search results" + (f"\n{note}" if note else "")
+    ax.set_title(_plotting.wrap(title, 80), fontsize=9)
     ax.legend()
     ax.grid(alpha=0.3)
     _plotting.save(fig, path)
