@@ -11,6 +11,7 @@ notebook's `plt.show()` keeps working after a training run.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from typing import Any
 
@@ -109,3 +110,29 @@ def save(fig, path: str) -> None:
 def wrap(text: str, width: int = 60) -> str:
     """Wraps each line of a title to `width` characters."""
     return "\n".join(textwrap.fill(line, width) for line in text.splitlines())
+
+
+def plain_log_labels(axis, counts: bool = False) -> None:
+    """Plain numbers on a logarithmic axis (0.005, 2, 1,000), not "5x10^-3" or "2x10^0":
+    the powers of 10, and 2 and 5 times them while the axis spans at most two decades.
+
+    Args:
+        axis: A matplotlib axis (`ax.yaxis`) with a logarithmic scale.
+        counts: Whole numbers from 1 up (1,000 not 1000; nothing below 1).
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    def text(v: float) -> str:
+        if counts:
+            return f"{v:,.0f}" if v >= 1 else ""
+        return f"{v:g}"
+
+    def minor(v: float, _) -> str:
+        low, high = axis.get_view_interval()
+        if v <= 0 or high > 100 * max(low, 1e-300):
+            return ""
+        lead = round(v / 10 ** math.floor(math.log10(v)))
+        return text(v) if lead in (2, 5) else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: text(v)))
+    axis.set_minor_formatter(FuncFormatter(minor))

@@ -192,7 +192,8 @@ def plot_reliability(logits, labels, path: str, num_bins: int = 15, title: str =
     )
     top.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     top.set(xlim=(edges[0], 1), ylim=(0, 1), ylabel="accuracy")
-    top.set_title(_plotting.wrap(f"{title}\nECE = {100 * value:.2f}%"), fontsize=9)
+    # Over the figure, not the axes (whose centre is off the figure's): long notes fit.
+    fig.suptitle(_plotting.wrap(f"{title}\nECE = {100 * value:.2f}%", 66), fontsize=9)
     top.legend(loc="upper left", fontsize=8)
     bottom.bar(centers, bins["weight"], width=width, edgecolor="k", color="tab:gray")
     bottom.set(xlabel="confidence (largest probability)", ylabel="examples")
@@ -210,11 +211,14 @@ def plot_entropy_histogram(logits, path: str, title: str = "") -> float:
     num_classes = np.shape(logits)[-1]
     fig = _plotting.figure(6, 4)
     ax = fig.subplots()
-    ax.hist(h, bins=50, log=True)
+    counts, _, _ = ax.hist(h, bins=50, log=True)
+    ax.set_ylim(0.7, max(3.0, 1.5 * counts.max()))  # counts: nothing below one example
+    _plotting.plain_log_labels(ax.yaxis, counts=True)
     ax.set(xlabel="predictive entropy (nats)", ylabel="examples")
-    ax.set_title(
-        _plotting.wrap(f"{title}\nmean {h.mean():.4f} nats (max {math.log(num_classes):.2f})"),
-        fontsize=9,
+    summary = (
+        f"mean {h.mean():.4f} nats, largest {h.max():.2f} "
+        f"(largest possible: ln {num_classes} = {math.log(num_classes):.2f})"
     )
+    ax.set_title(_plotting.wrap(f"{title}\n{summary}", 80), fontsize=9)
     _plotting.save(fig, path)
     return float(h.mean())

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import sys
 from typing import Any
 
@@ -44,6 +45,21 @@ def _shown(value: Any) -> str:
     if isinstance(value, float) and value == math.e:
         return "e"
     return str(value)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations (`--epoch 1` is an error, not `--epochs 1`);
+    subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+def error_message(error: Exception) -> str:
+    """An error's message as the command line prints it: the options the user typed,
+    without the configuration class's prefix ("Invalid TrainConfig: ")."""
+    return re.sub(r"^Invalid \w+Config: ", "", str(error))
 
 
 def _typed(parse):
@@ -149,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     import keras_minent
     from keras_minent.training import TrainConfig
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="keras-minent",
         description="Train VGG-5 with MIN-ENT / MIX-ENT on EMNIST-Letters (the paper's recipe) "
         "or another image-classification dataset (--dataset).",
@@ -270,7 +286,7 @@ def _main(argv: list[str] | None) -> int:
             os._exit(EXIT_PEER_LOST)
         return EXIT_PEER_LOST
     except (ConfigError, DataError, RunError) as e:
-        print(f"keras-minent: error: {e}", file=sys.stderr)
+        print(f"keras-minent: error: {error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 import pytest
 
 from keras_minent import __version__, training
@@ -23,9 +26,9 @@ REFUSED = [
     ({"synthetic_size": 104}, "--synthetic-size applies only with --synthetic"),
     ({"synthetic": True, "idx_dir": "EMNIST/raw"}, "would ignore --idx-dir"),
     # Invalid values are refused before any data is loaded (one line, exit 2).
-    ({"dropout": 1.0}, "dropout must be in"),
-    ({"seed": -1}, "seed must be >= 0"),
-    ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
+    ({"dropout": 1.0}, "--dropout must be in"),
+    ({"seed": -1}, "--seed must be >= 0"),
+    ({"learning_rate": float("inf")}, "--learning-rate must be a finite number"),
 ]
 
 
@@ -124,3 +127,132 @@ def test_a_missing_optional_module_anywhere_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(training, "train", bug)
     with pytest.raises(ModuleNotFoundError):  # not an optional part: the traceback stays
         main(["train", "--synthetic"])
+
+
+# ---------------------------------------------------------------- what the options say
+
+
+def _refused_by_argparse(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_verbose_takes_only_kerass_levels(capsys):
+    err = _refused_by_argparse(["train", "--verbose", "5", "--synthetic"], capsys)
+    assert "argument --verbose: invalid choice: 5" in err
+    assert build_parser().parse_args(["train", "--verbose", "2"]).verbose == 2
+    with pytest.raises(ConfigError, match="--verbose must be auto, 0, 1 or 2"):
+        TrainConfig(verbose=5)
+
+
+def test_options_are_not_abbreviated(capsys):
+    err = _refused_by_argparse(["train", "--epoch", "1", "--synthetic"], capsys)
+    assert "unrecognized arguments: --epoch 1" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["tune", "--tuner", "hyperband", "--trials", "5"],
+            "--tuner hyperband does not use --trials",
+        ),
+        (
+            ["tune", "--losses", "ce", "--weight-min", "0.01"],
+            "--losses ce has no regularizer weight: --weight-min would apply to nothing",
+        ),
+    ],
+)
+def test_tune_refuses_options_it_would_ignore(argv, message, tmp_path, capsys):
+    pytest.importorskip("keras_tuner")
+    assert main([*argv, "--output-dir", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"keras-minent: error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_missing_idx_dir_is_named_as_missing(tmp_path, capsys):
+    missing = tmp_path / "EMNIST" / "raw"
+    argv = ["train", "--idx-dir", str(missing), "--data-dir", str(tmp_path)]
+    assert main([*argv, "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"--idx-dir {missing} does not exist" in err and "lacks" not in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (
+            ["--reg-weight", "-1"],
+            "--reg-weight must be >= 0 (it weights a non-negative term; a negative weight "
+            "would reward the opposite). Received: --reg-weight -1.0",
+        ),
+        (["--loss", "mix_ent", "--reg-log-base", "0.5"], "--reg-log-base must be > 1"),
+        (["--epochs", "0"], "--epochs must be >= 1 (got 0)."),
+        (["--dropout", "1"], "--dropout must be in [0, 1) (got 1.0)."),
+    ],
+)
+def test_messages_name_the_options_typed(argv, line, capsys):
+    assert main(["train", "--synthetic", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"keras-minent: error: {line}"), err
+    assert "Argument" not in err and "TrainConfig" not in err and "_" not in err.split()[3]
+
+
+def _fake_train(accuracies):
+    """`train` that reports a run as `report_run` does, with the given test accuracies."""
+
+    def train(config):
+        os.makedirs(config.output_dir, exist_ok=True)
+        result = {
+            "config": dataclasses.asdict(config),
+            "test_accuracy": accuracies[config.seed], "test_ece": 0.05,
+            "test_mean_entropy": 0.2, "selected_epoch": 1, "val_accuracy": 0.5,
+            "train_seconds": 1.0, "images_per_second": 1.0, "selection": "validation",
+            "note": None,
+        }  # fmt: skip
+        training.print_summary([result])
+        return result
+
+    return train
+
+
+def test_one_seed_has_no_interval_and_reproduce_prints_each_table_once(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(training.seeds, "train", _fake_train([0.6355]))
+    argv = ["reproduce", "--synthetic", "--seed-parallel", "off", "--output-dir", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("test accuracy over 1 seed: 63.550 (one run: no interval)") == 4
+    assert out.count("val acc test acc") == 4  # each arm's one run: its table once
+    assert "nan" not in out
+    (row,) = [line for line in out.splitlines() if line.startswith("vgg5/min_ent ")]
+    assert row.split()[3:5] == ["-", "1"]  # std, n
+
+
+def test_an_interval_wider_than_accuracys_range_is_clipped_and_said(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(training.seeds, "train", _fake_train([0.03, 0.40]))
+    argv = ["train", "--synthetic", "--seeds", "2", "--seed-parallel", "off"]
+    assert main([*argv, "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    # mean 21.5, std 0.37 / sqrt(2) = 26.163, half width t(0.975, 1) * std / sqrt(2) = 235.065
+    assert (
+        "test accuracy over 2 seeds: 21.500 +- 26.163 (95% CI 0.000..100.000, clipped to "
+        "0..100: the t-interval of 2 seeds, -213.565..256.565, is wider than accuracy's "
+        "range; more seeds narrow it)"
+    ) in out
+
+
+def test_a_data_dir_that_does_not_exist_is_refused_not_created(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_MINENT_DATA", str(tmp_path / "home"))
+    typo = tmp_path / "dtaa"
+    assert main(["train", "--data-dir", str(typo), "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"keras-minent: error: --data-dir {typo} does not exist: create it, or leave "
+        f"--data-dir out to use {tmp_path / 'home'} (created when needed).\n"
+    )
+    assert not typo.exists() and not (tmp_path / "home").exists()

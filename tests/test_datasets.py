@@ -205,17 +205,50 @@ def test_builder_from_zip_in_manual_dir(tmp_path, monkeypatch):
 
 def test_offline_without_data_fails_fast(tmp_path, monkeypatch):
     from keras_minent import datasets
-    from keras_minent.datasets import tfds_builder as builder_module
+    from keras_minent.datasets import download
 
     t0 = time.time()
     with pytest.raises(idx.EmnistDataError, match="gzip.zip"):
         datasets.builder(data_dir=tmp_path, download=False)
-    monkeypatch.setattr(builder_module, "_network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(download, "network_reachable", lambda *a, **k: False)
     with pytest.raises(idx.EmnistDataError, match="network is unreachable"):
         datasets.builder(data_dir=tmp_path)
     with pytest.raises(idx.EmnistDataError, match="lacks"):
         datasets.builder(data_dir=tmp_path, idx_dir=tmp_path)
     assert time.time() - t0 < 30
+    assert list(tmp_path.iterdir()) == []  # tfds created nothing: the message came first
+
+
+def test_one_data_directory_for_both_loaders(tmp_path, monkeypatch):
+    """$KERAS_MINENT_DATA is the tfds builder's directory too; the messages name it, and
+    the builder reads the archive the NumPy loader downloaded there (no second download)."""
+    from keras_minent import datasets
+    from keras_minent.datasets import download
+
+    home = tmp_path / "data"
+    monkeypatch.setenv("KERAS_MINENT_DATA", str(home))
+    monkeypatch.setattr(download, "network_reachable", lambda *a, **k: False)
+    with pytest.raises(idx.EmnistDataError) as e:
+        datasets.builder(download=False)
+    assert f"not prepared in {home} " in str(e.value)
+    assert f"in {home / 'downloads' / 'manual'}," in str(e.value)
+    with pytest.raises(idx.EmnistDataError, match=f"in {home / 'downloads' / 'manual'},"):
+        datasets.load_arrays("test", loader="numpy", download=False)
+    # An archive in <data_dir>/downloads, where the NumPy loader downloads it.
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    want = official_files(raw)
+    (home / "downloads").mkdir(parents=True)
+    with zipfile.ZipFile(home / "downloads" / "gzip.zip", "w") as zf:
+        for name in idx.REQUIRED_FILES:
+            zf.write(raw / name, f"gzip/{name}")
+    sha = hashlib.sha256((home / "downloads" / "gzip.zip").read_bytes()).hexdigest()
+    from keras_minent.datasets.tfds_builder import EmnistLettersOfficial
+
+    monkeypatch.setattr(EmnistLettersOfficial, "expected_zip_sha256", sha)
+    x, y = datasets.load_arrays("test", loader="tfds")
+    np.testing.assert_array_equal(y, want["test"][1])
+    assert (home / "emnist_letters_official").is_dir()
 
 
 def test_training_dataset_is_a_function_of_seed_and_epoch():

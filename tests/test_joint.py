@@ -198,7 +198,7 @@ def test_refusals_and_the_automatic_choice(tmp_path):
         assert auto["joint"] is False
     with pytest.raises(ConfigError, match="one run to train"):
         joint_run.seed_parallel_choice(on, 1, gpu)
-    with pytest.raises(ConfigError, match="seed_parallel"):
+    with pytest.raises(ConfigError, match="--seed-parallel must be auto, on or off"):
         TrainConfig(output_dir=str(tmp_path), seed_parallel="sometimes")
 
 

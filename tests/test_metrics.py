@@ -166,3 +166,54 @@ def test_metrics_in_fit_and_serialization(tmp_path):
         ExpectedCalibrationError(num_bins=0)
     model.save(tmp_path / "m.keras")
     keras.saving.load_model(tmp_path / "m.keras")
+
+
+def _drawn(monkeypatch):
+    """Captures the figures the plot functions save, drawn (their tick labels set)."""
+    from keras_minent import _plotting
+
+    figures = []
+
+    def keep(fig, path):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig).draw()
+        figures.append(fig)
+
+    monkeypatch.setattr(_plotting, "save", keep)
+    return figures
+
+
+def _labels(axis) -> list[str]:
+    ticks = axis.get_major_ticks() + axis.get_minor_ticks()
+    return [t.label1.get_text() for t in ticks if t.label1.get_visible() and t.label1.get_text()]
+
+
+def test_entropy_histogram_reads_as_counts_and_names_the_largest_possible(monkeypatch):
+    pytest.importorskip("matplotlib")
+    figures = _drawn(monkeypatch)
+    logits = np.zeros((3, 26))
+    logits[0, 0] = logits[1, 0] = 5.0  # two equal entropies: counts 2 and 1
+    calibration.plot_entropy_histogram(logits, "unused.png", title="t")
+    (ax,) = figures[0].axes
+    low, high = ax.get_ylim()
+    shown = [text for text in _labels(ax.yaxis) if low <= float(text.replace(",", "")) <= high]
+    assert shown == ["1", "2"]
+    assert "largest possible: ln 26 = 3.26" in ax.get_title()
+    assert "largest 3.26 " in ax.get_title()  # the uniform row: ln 26 itself
+
+
+def test_curves_name_the_selected_epoch_in_the_legend(monkeypatch):
+    pytest.importorskip("matplotlib")
+    from keras_minent.training import reporting
+
+    figures = _drawn(monkeypatch)
+    history = {"loss": [2.0, 1.0], "val_loss": [2.5, 1.5], "accuracy": [0.5, 0.9]}
+    history |= {"val_accuracy": [0.4, 0.8], "learning_rate": [0.005, 0.0005]}
+    reporting.plot_curves(history, "unused.png", "t", selected_epoch=2)
+    for ax in figures[0].axes:
+        assert len(ax.texts) == 0  # no label drawn beside the line, where the legend goes
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend[-1] == "selected: epoch 2", legend
+    lr_labels = _labels(figures[0].axes[2].yaxis)
+    assert "0.005" in lr_labels and not any("10^" in t or "times" in t for t in lr_labels)

@@ -223,6 +223,8 @@ def test_cli_refusals_of_a_finished_run(tmp_path, capsys):
     assert "state.json: loss: 'min_ent' -> 'ce'" in err, err
     assert _run("--epochs", "1", "--output-dir", out) == 0  # config.json is written again
     capsys.readouterr()
+    assert _run("--epochs", "1", "--loss", "ce", "--output-dir", out) == 2  # committed: kept
+    assert "config.json: loss: 'min_ent' -> 'ce'" in capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["loss"] == "min_ent" and results["epochs"] == 1
     # A link planted at an output name is refused; its target is untouched.
@@ -399,6 +401,7 @@ def test_case10_empty_splits_and_non_integer_labels_are_refused(tmp_path, capsys
     x, y = idx.synthetic_letters(104, 1)
     a = tmp_path / "a"
     idx.write_official_files(a, {"train": (x[:0], y[:0]), "test": idx.synthetic_letters(17, 2)})
+    (tmp_path / "d").mkdir()
     argv = ["train", "--idx-dir", a, "--data-dir", tmp_path / "d", "--no-download"]
     assert main([*map(str, argv), "--output-dir", str(tmp_path / "o"), "--verbose", "0"]) == 2
     assert "has 0 labels for 0 images" in capsys.readouterr().err

@@ -193,6 +193,7 @@ def test_tfds_name_through_mock_data(tmp_path, monkeypatch):
     from keras_minent.datasets import download
 
     monkeypatch.setattr(download, "network_reachable", lambda *a, **k: True)
+    (tmp_path / "tfds").mkdir()  # a --data-dir must exist
     with tfds.testing.mock_data(num_examples=24, data_dir=str(tmp_path / "tfds")):
         data, record = load_data_with_record(
             config("cifar10", tmp_path, data_dir=str(tmp_path / "tfds"))
@@ -227,6 +228,7 @@ def test_emnist_letters_default_is_unchanged(tmp_path):
     idx.write_official_files(
         d, {"train": idx.synthetic_letters(120, 1), "test": idx.synthetic_letters(24, 2)}
     )
+    (tmp_path / "cache").mkdir()
     cfg = TrainConfig(
         idx_dir=str(d), data_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "o")
     )
@@ -266,11 +268,11 @@ def test_max_examples_take_a_fixed_subset_after_the_carve_out(tmp_path):
 @pytest.mark.parametrize(
     "kw,message",
     [
-        ({"max_train_examples": 0}, "max_train_examples must be None or >= 1"),
-        ({"max_eval_examples": -3}, "max_eval_examples must be None or >= 1"),
+        ({"max_train_examples": 0}, "--max-train-examples must be none or >= 1"),
+        ({"max_eval_examples": -3}, "--max-eval-examples must be none or >= 1"),
         ({"dataset": "mnist", "idx_dir": "x"}, "--idx-dir is EMNIST-Letters'"),
         ({"dataset": "mnist", "synthetic": True}, "--synthetic generates EMNIST-Letters"),
-        ({"dataset": ""}, "dataset must be a name or path"),
+        ({"dataset": ""}, "--dataset must be a name or path"),
     ],
 )
 def test_invalid_data_options(kw, message):

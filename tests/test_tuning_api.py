@@ -86,3 +86,22 @@ def test_search_restores_the_users_dtype_policy(tmp_path):
     result = tuning.search(config, model_builder=builder)
     assert len(result["trials"]) == 1 and not result["failed"]
     assert keras.config.dtype_policy().name == "mixed_float16"
+
+
+def test_objective_plot_keeps_accuracy_in_its_range_and_weights_in_plain_numbers(
+    tmp_path, monkeypatch
+):
+    from keras_minent import _plotting
+
+    figures = []
+    monkeypatch.setattr(_plotting, "save", lambda fig, path: figures.append(fig))
+    rows = [
+        {"trial": "0", "loss": "ce", "reg_weight": None, "val_accuracy": 0.0},
+        {"trial": "1", "loss": "min_ent", "reg_weight": 0.005, "val_accuracy": 0.0},
+        {"trial": "2", "loss": "min_ent", "reg_weight": 0.7, "val_accuracy": 0.0},
+    ]
+    tuning.plot_objective(rows, "val_accuracy", str(tmp_path / "o.png"))
+    (ax,) = figures[0].axes
+    low, high = ax.get_ylim()
+    assert 0.0 <= low < high <= 1.0  # no negative accuracy on the axis
+    assert ax.xaxis.get_major_formatter()(0.01, 0) == "0.01"

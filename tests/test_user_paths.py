@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
 import pytest
 
 import keras_minent
+from keras_minent.cli import main
 from keras_minent.testing import BACKEND, requires_tf, run_python
 
 TINY = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--epochs", "1"]
@@ -49,17 +51,52 @@ def images(n=16, seed=0):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """One run of the main job, as typed: `python -m keras_minent train --synthetic ...`."""
+    """One run of the main job, as typed: `python -m keras_minent train --synthetic ...`,
+    in the directory of a first try that failed for lack of data (its stdout and
+    stderr in `stdout.txt` and `stderr.txt` beside it)."""
     out = tmp_path_factory.mktemp("user") / "run1"
-    env = {**os.environ, "KERAS_BACKEND": BACKEND, "KERAS_MINENT_DATA": str(out.parent / "d")}
-    subprocess.run(
+    (out.parent / "empty").mkdir()
+    failed = ["train", "--no-download", "--data-dir", str(out.parent / "empty")]
+    assert main([*failed, "--output-dir", str(out)]) == 2
+    assert (out / "config.json").is_file() and not (out / "state.json").exists()
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": BACKEND,
+        "KERAS_MINENT_DATA": str(out.parent / "d"),
+        "TFDS_DATA_DIR": str(out.parent / "tfds"),
+    }
+    proc = subprocess.run(
         [sys.executable, "-m", "keras_minent", "train", *TINY, "--verbose", "0"]
         + ["--output-dir", str(out)],
-        check=True,
+        capture_output=True,
+        text=True,
         timeout=600,
         env=env,
     )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (out.parent / "stdout.txt").write_text(proc.stdout)
+    (out.parent / "stderr.txt").write_text(proc.stderr)
     return out
+
+
+def test_synthetic_data_touch_no_data_directory_and_raise_no_warning(run_dir):
+    assert not (run_dir.parent / "d").exists() and not (run_dir.parent / "tfds").exists()
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith("synthetic")) == [
+        "synthetic_raw"
+    ]
+    output = (run_dir.parent / "stdout.txt").read_text() + (
+        run_dir.parent / "stderr.txt"
+    ).read_text()
+    assert "Downloading and preparing" not in output and "tfds" not in output
+    assert "not the official" not in output
+
+
+def test_a_first_try_that_failed_before_training_does_not_block_the_next(run_dir):
+    stdout = (run_dir.parent / "stdout.txt").read_text()
+    assert "replacing the configuration of a run that never finished an epoch" in stdout
+    assert "synthetic: False -> True" in stdout
+    assert json.loads((run_dir / "config.json").read_text())["synthetic"] is True
+    assert json.loads((run_dir / "state.json").read_text())["epochs_done"] == 1
 
 
 @requires_tf
@@ -74,6 +111,39 @@ def test_everything_the_main_job_writes_loads_after_import_keras_minent(run_dir)
     )
     out = run_python(code)
     assert all(name in out for name in KERAS_FILES), out
+
+
+def test_the_main_jobs_files_carry_no_arguments_keras_3_10_refuses(run_dir):
+    for name in KERAS_FILES:
+        with zipfile.ZipFile(run_dir / name) as zf:
+            config = zf.read("config.json").decode()
+        assert '"kernel_initializer"' in config, name  # the configs are there
+        for key in ("input_axes", "output_axes", "renorm", "quantization_config"):
+            assert f'"{key}"' not in config, (name, key)
+
+
+def test_portable_config_drops_only_newer_arguments_at_their_defaults():
+    from keras_minent._portable_save import portable_config
+
+    def obj(module, name, **config):
+        return {"module": module, "class_name": name, "config": config}
+
+    glorot = obj("keras.initializers", "GlorotUniform", seed=None, input_axes=None)
+    wide = obj("keras.initializers", "VarianceScaling", scale=2.0, output_axes=[0, 1])
+    bn = obj("keras.layers", "BatchNormalization", momentum=0.9, renorm=False, renorm_momentum=0.5)
+    own = obj("my_package", "Dense", units=3, quantization_config=None)
+    layer = obj(
+        "keras.layers", "Dense", units=3, quantization_config=None, kernel_initializer=glorot
+    )
+    assert portable_config({"layers": [layer, wide, bn, own]}) == {
+        "layers": [
+            obj("keras.layers", "Dense", units=3, kernel_initializer=obj(
+                "keras.initializers", "GlorotUniform", seed=None)),
+            wide,  # not the default: kept (an older Keras should refuse it)
+            obj("keras.layers", "BatchNormalization", momentum=0.9, renorm_momentum=0.5),
+            own,  # not Keras's own class: untouched
+        ]
+    }  # fmt: skip
 
 
 @requires_tf

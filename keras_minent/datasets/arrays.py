@@ -83,12 +83,27 @@ def _identify_zip(zip_path: str, expected: str | None) -> dict:
     }
 
 
+class _NotOfficialCounts(logging.Filter):
+    """Drops the warning that a split is not the official size: generated data never is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not the official" not in record.getMessage()
+
+
 def read_source(source: dict) -> dict:
-    """`{split: (images, labels)}` from a source `identify` returned."""
+    """`{split: (images, labels)}` from a source `identify` returned (generated data
+    without the warning that its counts are not the official ones)."""
     location = source["location"]
     if location.endswith(".zip"):
         return idx.read_zip(location)
-    return idx.read_directory(location)
+    if source["source"] != "synthetic":
+        return idx.read_directory(location)
+    quiet = _NotOfficialCounts()
+    idx.logger.addFilter(quiet)
+    try:
+        return idx.read_directory(location)
+    finally:
+        idx.logger.removeFilter(quiet)
 
 
 def mismatch(record: dict | None, source: dict | None) -> str | None:
@@ -109,9 +124,10 @@ def mismatch(record: dict | None, source: dict | None) -> str | None:
 def missing_data_message(data_dir: str, where: str, download: bool) -> str:
     if not download:
         return (
-            f"EMNIST-Letters is not prepared in {data_dir} and download=False. "
-            f"Put NIST's {idx.ZIP_NAME} or the four files {', '.join(idx.REQUIRED_FILES)} "
-            f"in {where}, or pass idx_dir=."
+            f"EMNIST-Letters is not prepared in {data_dir} and downloading is off "
+            f"(--no-download, download=False). Put NIST's {idx.ZIP_NAME} or the four files "
+            f"{', '.join(idx.REQUIRED_FILES)} in {where}, or pass --idx-dir (idx_dir=) "
+            "the directory that holds them."
         )
     return (
         "EMNIST-Letters is not available offline and the network is unreachable.\n"
@@ -125,15 +141,50 @@ def missing_data_message(data_dir: str, where: str, download: bool) -> str:
 def check_idx_dir(idx_dir) -> None:
     """Raises a clear message if `idx_dir` holds neither the zip nor the four files."""
     idx_dir = os.fspath(idx_dir)
+    if not os.path.isdir(idx_dir):
+        what = "is not a directory" if os.path.exists(idx_dir) else "does not exist"
+        raise idx.EmnistDataError(
+            f"--idx-dir {idx_dir} {what}: give the directory that holds NIST's "
+            f"{idx.ZIP_NAME} or the four emnist-letters-*-ubyte.gz files."
+        )
     if os.path.isfile(os.path.join(idx_dir, idx.ZIP_NAME)):
         return
     if os.path.isdir(idx_dir) and _idx_files_dir(idx_dir) is not None:
         return
-    missing = idx.missing_files(idx_dir) if os.path.isdir(idx_dir) else idx.REQUIRED_FILES
+    missing = idx.missing_files(idx_dir)
     raise idx.EmnistDataError(
         f"--idx-dir {idx_dir} must hold NIST's {idx.ZIP_NAME} or the four files "
         f"{', '.join(idx.REQUIRED_FILES)}; it lacks {', '.join(missing)}."
     )
+
+
+def manual_dir(data_dir: str) -> str:
+    """`<data_dir>/downloads/manual`: where a user puts the files by hand (both loaders)."""
+    return os.path.join(data_dir, "downloads", "manual")
+
+
+def local_source(
+    data_dir: str, manual: str | None = None, expected_zip_sha256: str | None = idx.ZIP_SHA256
+) -> dict | None:
+    """The data already on this machine, as `identify` describes it, or None.
+
+    Looks in `manual` (default `manual_dir(data_dir)`), then at the archive a
+    previous download left, `<data_dir>/downloads/gzip.zip`: the NumPy loader
+    and the tfds builder share both, so one data directory serves every backend.
+    """
+    source = identify(manual or manual_dir(data_dir), expected_zip_sha256)
+    downloaded = os.path.join(data_dir, "downloads", idx.ZIP_NAME)
+    if source is None and os.path.isfile(downloaded):
+        source = _identify_zip(downloaded, expected_zip_sha256)
+    return source
+
+
+def download_archive(data_dir: str) -> dict:
+    """Downloads NIST's archive to `<data_dir>/downloads/gzip.zip` (checked); its source."""
+    path = download_lib.download(
+        idx.URL, os.path.join(data_dir, "downloads", idx.ZIP_NAME), idx.ZIP_SHA256, idx.ZIP_SIZE
+    )
+    return _identify_zip(path, idx.ZIP_SHA256)
 
 
 def acquire(data_dir: str, idx_dir=None, download: bool = True) -> tuple[dict, dict]:
@@ -142,20 +193,13 @@ def acquire(data_dir: str, idx_dir=None, download: bool = True) -> tuple[dict, d
         check_idx_dir(idx_dir)
         source = identify(idx_dir)
         return read_source(source), source
-    manual = os.path.join(data_dir, "downloads", "manual")
-    source = identify(manual)
+    source = local_source(data_dir)
     if source is None:
-        downloaded = os.path.join(data_dir, "downloads", idx.ZIP_NAME)
-        if os.path.isfile(downloaded):
-            source = _identify_zip(downloaded, idx.ZIP_SHA256)
-    if source is not None:
-        return read_source(source), source
-    if not download or not download_lib.network_reachable():
-        raise idx.EmnistDataError(missing_data_message(data_dir, manual, download))
-    path = download_lib.download(
-        idx.URL, os.path.join(data_dir, "downloads", idx.ZIP_NAME), idx.ZIP_SHA256, idx.ZIP_SIZE
-    )
-    source = _identify_zip(path, idx.ZIP_SHA256)
+        if not download or not download_lib.network_reachable():
+            raise idx.EmnistDataError(
+                missing_data_message(data_dir, manual_dir(data_dir), download)
+            )
+        source = download_archive(data_dir)
     return read_source(source), source
 
 
@@ -212,7 +256,7 @@ def prepared(
                 why = f"its cache {cache} is unreadable ({e})"
             else:
                 if prov.fingerprint_of(prov.arrays_sha256(arrays)) == record["fingerprint"]:
-                    if not record.get("verified"):
+                    if not record.get("verified") and record.get("source") != "synthetic":
                         logger.warning(
                             "EMNIST-Letters in %s: %s.", data_dir, prov.describe(record)
                         )

@@ -15,8 +15,11 @@ epochs or hyperparameters; keep `"test"` for the final number.
 Two loaders give identical arrays: the NumPy one (`arrays.prepared`, no
 TensorFlow needed; cache `<data_dir>/emnist_letters_official.npz`) and, on the
 TensorFlow backend where tensorflow-datasets is installed, the tfds builder
-(cache `<data_dir>/emnist_letters_official/`). Both record where the data
-came from (`records`). Batches for `fit`: `training_dataset` is a
+(cache `<data_dir>/emnist_letters_official/`). Both use one data directory
+(default `$KERAS_MINENT_DATA`, else `~/keras_minent_datasets`) and share its
+`downloads/manual/` and the downloaded `downloads/gzip.zip`, so a machine with
+both never downloads twice. Both record where the data came from (`records`).
+Batches for `fit`: `training_dataset` is a
 `tf.data.Dataset` on the TensorFlow backend and a `keras.utils.PyDataset`
 elsewhere, with the same batches in the same order.
 """
@@ -32,6 +35,7 @@ import keras
 import numpy as np
 
 from keras_minent.datasets import arrays as arrays_lib
+from keras_minent.datasets import download as download_lib
 from keras_minent.datasets import idx, loaders, order
 from keras_minent.datasets import records as prov
 
@@ -107,8 +111,9 @@ def builder(
 
     Prepares the dataset on first use: from `idx_dir` (a directory with the
     four official `.gz` files) if given, else from NIST's `gzip.zip` or the
-    four files in tfds's manual directory (`<data_dir>/downloads/manual`),
-    else by downloading NIST's archive (checked against its SHA-256).
+    four files in the manual directory (`<data_dir>/downloads/manual`), else
+    from an archive the NumPy loader downloaded (`<data_dir>/downloads/gzip.zip`),
+    else by downloading NIST's archive there (checked against its SHA-256).
 
     The source is recorded in `keras_minent_provenance.json` in the builder's
     data directory. A prepared directory is reused only for its own source: a
@@ -116,7 +121,8 @@ def builder(
     it, with a warning.
 
     Args:
-        data_dir: tfds data directory (default: tfds's, `~/tensorflow_datasets`).
+        data_dir: The data directory, shared with the NumPy loader (default:
+            `$KERAS_MINENT_DATA`, else `~/keras_minent_datasets`, on every backend).
         idx_dir: Directory holding the four `emnist-letters-*-ubyte.gz` files.
         download: If False, never use the network.
 
@@ -131,10 +137,20 @@ def builder(
 
     from keras_minent.datasets.tfds_builder import EmnistLettersOfficial
 
-    data_dir = None if data_dir is None else os.fspath(data_dir)
-    b = EmnistLettersOfficial(data_dir=data_dir)
+    data_dir = arrays_lib.default_data_dir() if data_dir is None else os.fspath(data_dir)
+    manual = os.fspath(idx_dir) if idx_dir is not None else None
     if idx_dir is not None:
         arrays_lib.check_idx_dir(idx_dir)
+    # Nothing prepared, nothing to prepare from and no way to download: say so before
+    # tfds looks at (warns about, creates) any directory.
+    if (
+        not os.path.isdir(os.path.join(data_dir, EmnistLettersOfficial.name))
+        and arrays_lib.local_source(data_dir, manual, None) is None
+        and (not download or not download_lib.network_reachable())
+    ):
+        where = manual or arrays_lib.manual_dir(data_dir)
+        raise idx.EmnistDataError(arrays_lib.missing_data_message(data_dir, where, download))
+    b = EmnistLettersOfficial(data_dir=data_dir)
     if b.is_prepared():
         if idx_dir is None:
             return b
@@ -145,16 +161,6 @@ def builder(
         logger.warning("Rebuilding EMNIST-Letters in %s: %s.", b.data_dir, why)
         shutil.rmtree(b.data_dir)
         b = EmnistLettersOfficial(data_dir=data_dir)
-    manual = os.fspath(idx_dir) if idx_dir is not None else None
-    if not download:
-        default_manual = os.path.join(b.data_dir_root, "downloads", "manual")
-        where = manual or default_manual
-        if not os.path.isdir(where) or (
-            idx.missing_files(where) and not os.path.isfile(os.path.join(where, idx.ZIP_NAME))
-        ):
-            raise idx.EmnistDataError(
-                arrays_lib.missing_data_message(b.data_dir_root, where, False)
-            )
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
     if getattr(b, "provenance_record", None) is not None:
         prov.write_json_atomic(_record_path(b), b.provenance_record)
@@ -179,7 +185,7 @@ def emnist_letters(
 
     Args:
         split: One of `SPLITS` (see the module docstring).
-        data_dir: tfds data directory.
+        data_dir: The data directory (as `builder`).
         idx_dir: Directory holding the four official `.gz` files (offline use).
         download: If False, never use the network.
 
@@ -302,9 +308,8 @@ def load_arrays(
         split: As `emnist_letters`.
         idx_dir: As `emnist_letters`.
         download: As `emnist_letters`.
-        data_dir: Where the prepared data lives: tfds's data directory for
-            the tfds loader, else the directory of the NumPy cache (default
-            `$KERAS_MINENT_DATA` or `~/keras_minent_datasets`).
+        data_dir: Where the data are downloaded and prepared, by either loader
+            (default `$KERAS_MINENT_DATA` or `~/keras_minent_datasets`).
         loader: `"numpy"` (no TensorFlow needed) or `"tfds"`; default
             `default_loader()`: tfds on the TensorFlow backend where it is
             installed. Both give identical arrays.

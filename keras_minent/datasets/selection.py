@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_minent.datasets import arrays, emnist, idx, order, sources
+from keras_minent.datasets import arrays, emnist, idx, order, records, sources
 
 #: The keys of the subsets `--max-train-examples` / `--max-eval-examples` take,
 #: by split: the first N of `order.permutation(n, (VALIDATION_SEED, k))`, sorted.
@@ -31,6 +31,22 @@ def write_synthetic(directory: str, size: int) -> str:
             synthetic=True,
         )
     return directory
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    """Refuses a `--data-dir` that does not exist (a typo would otherwise be created and
+    filled); the default data directory (None) is created when needed.
+
+    Raises:
+        DataError: If `data_dir` is given and is not an existing directory.
+    """
+    if data_dir is None or os.path.isdir(data_dir):
+        return
+    what = "is not a directory" if os.path.exists(data_dir) else "does not exist"
+    raise idx.DataError(
+        f"--data-dir {data_dir} {what}: create it, or leave --data-dir out to use "
+        f"{arrays.default_data_dir()} (created when needed)."
+    )
 
 
 def load_data(
@@ -87,15 +103,19 @@ def load_data_with_record(
     dataset = getattr(config, "dataset", sources.EMNIST_LETTERS)
     if dataset == sources.EMNIST_LETTERS:
         data_dir, idx_dir, download = config.data_dir, config.idx_dir, config.download
-        if config.synthetic:
+        if config.synthetic:  # generated files, read directly (no cache, no tfds)
             raw = write_synthetic(
                 os.path.join(config.output_dir, "synthetic_raw"), config.synthetic_size
             )
-            data_dir = os.path.join(config.output_dir, "synthetic_tfds")
-            idx_dir, download = raw, False
-        official, record = _official(data_dir, idx_dir, download, loader)
+            source = arrays.identify(raw)
+            official = arrays.read_source(source)
+            record = records.make_record(official, source)
+        else:
+            check_data_dir(config.data_dir)
+            official, record = _official(data_dir, idx_dir, download, loader)
         record = sources.emnist_record(record)
     else:
+        check_data_dir(config.data_dir)
         official, record = sources.load(dataset, config.data_dir, config.download)
     splits = {
         "fit": "train" if selection == "test" else "train_without_validation",

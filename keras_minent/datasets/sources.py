@@ -92,7 +92,8 @@ def load(dataset: str, data_dir: str | None = None, download: bool = True) -> tu
 
     Args:
         dataset: A path or a tensorflow-datasets name (see the module docstring).
-        data_dir: tfds's data directory (default tfds's); unused by files.
+        data_dir: The data directory of tensorflow-datasets names (default
+            `arrays.default_data_dir()`); unused by files.
         download: If False, tfds never uses the network.
 
     Returns:

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from keras_minent.datasets import arrays as arrays_lib
+from keras_minent.datasets import download as download_lib
 from keras_minent.datasets import idx, records
-from keras_minent.datasets.download import network_reachable as _network_reachable
 
 
 class EmnistLettersOfficial(tfds.core.GeneratorBasedBuilder):
@@ -61,22 +61,17 @@ class EmnistLettersOfficial(tfds.core.GeneratorBasedBuilder):
     provenance_record: dict | None = None
 
     def _load_arrays(self, dl_manager) -> dict:
+        # The manual directory, else the archive in <data_dir>/downloads that the NumPy
+        # loader shares, else a download to that same file (one copy for both loaders).
+        root = os.fspath(self.data_dir_root)
         manual = getattr(dl_manager, "_manual_dir", None)
-        if manual is not None and os.path.isdir(manual):
-            source = arrays_lib.identify(os.fspath(manual), self.expected_zip_sha256)
-            if source is not None:
-                return self._record(arrays_lib.read_source(source), source)
-        if not _network_reachable():
-            where = os.fspath(manual) if manual else "<data_dir>/downloads/manual"
-            raise idx.EmnistDataError(arrays_lib.missing_data_message("", where, True))
-        # tfds verifies the download against checksums.tsv beside this module.
-        path = os.fspath(dl_manager.download(idx.URL))
-        source = {
-            "source": "nist_archive_verified",
-            "location": idx.URL,
-            "files_sha256": {idx.ZIP_NAME: idx.ZIP_SHA256},
-        }
-        return self._record(idx.read_zip(path), source)
+        manual = os.fspath(manual) if manual is not None else arrays_lib.manual_dir(root)
+        source = arrays_lib.local_source(root, manual, self.expected_zip_sha256)
+        if source is None:
+            if not download_lib.network_reachable():
+                raise idx.EmnistDataError(arrays_lib.missing_data_message(root, manual, True))
+            source = arrays_lib.download_archive(root)
+        return self._record(arrays_lib.read_source(source), source)
 
     def _record(self, arrays: dict, source: dict) -> dict:
         self.provenance_record = records.make_record(arrays, source)

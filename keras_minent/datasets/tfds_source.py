@@ -1,7 +1,8 @@
 """A tensorflow-datasets dataset (`--dataset mnist`, `cifar10`, `emnist/balanced`, ...).
 
-tfds downloads and prepares it in its data directory (`--data-dir`, default
-tfds's `~/tensorflow_datasets`), checking the downloads against its
+tfds downloads and prepares it in the data directory (`--data-dir`, default
+`$KERAS_MINENT_DATA`, else `~/keras_minent_datasets`: the one data directory of
+every dataset and backend), checking the downloads against its
 registered checksums. The dataset needs a `train` and a `test` split, an
 image feature and a class-label feature (its supervised keys, else the
 features `image` and `label`). Unknown names are refused at once (tfds's
@@ -12,6 +13,7 @@ network is unreachable, saying where to put it.
 from __future__ import annotations
 
 from keras_minent.datasets import download as download_lib
+from keras_minent.datasets.arrays import default_data_dir
 from keras_minent.datasets.idx import DataError
 
 #: The host tfds's downloads and prepared copies mostly come from.
@@ -43,7 +45,7 @@ def builder(name: str, data_dir: str | None = None, download: bool = True):
             "emnist_letters, a directory of IDX files or of class folders, or a .npz file."
         )
     try:
-        b = tfds.builder(name, data_dir=data_dir)
+        b = tfds.builder(name, data_dir=data_dir or default_data_dir())
     except Exception as e:  # tfds raises several kinds for a bad config or version
         raise DataError(f"--dataset {name}: {str(e).splitlines()[0]}") from e
     if b.is_prepared():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 import keras
@@ -25,6 +26,7 @@ LR_RULES = ("paper", "constant")
 DISTRIBUTE_MODES = ("none", "gpus", "multiworker")
 #: The classification heads: today's 26 letters, or the paper's 62 outputs (`head_labels`).
 HEADS = ("letters", "paper")
+VERBOSITIES = ("auto", 0, 1, 2)
 SYNTHETIC_SIZE = 2600  # generated training images of --synthetic
 SYNTHETIC_NOTE = "SYNTHETIC DATA: these numbers are meaningless (smoke test only)"
 OPTIMISTIC_NOTE = "paper protocol: best TEST accuracy over epochs (optimistic, selected on test)"
@@ -40,6 +42,29 @@ PAPER_RESULTS = {
 
 class ConfigError(ValueError):
     """An invalid configuration (or an output directory holding another one)."""
+
+
+#: The options that set each argument of the loss classes (`TrainConfig.build_loss`).
+LOSS_ARGUMENT_FLAGS = {
+    "entropy_weight": "--reg-weight",
+    "swapped_weight": "--reg-weight",
+    "entropy_log_base": "--reg-log-base",
+    "swapped_log_base": "--reg-log-base",
+    "ce_weight": "--ce-weight",
+    "ce_log_base": "--ce-log-base",
+    "epsilon": "--epsilon",
+    "label_smoothing": "--label-smoothing",
+}
+
+
+def loss_message(message: str) -> str:
+    """A loss class's refusal in the words of the options that set the argument:
+    "Argument `entropy_weight` must be >= 0 ... Received: entropy_weight=-1.0" ->
+    "--reg-weight must be >= 0 ... Received: --reg-weight -1.0"."""
+    for argument, flag in LOSS_ARGUMENT_FLAGS.items():
+        message = message.replace(f"Argument `{argument}`", flag)
+        message = re.sub(rf"\b{argument}=", f"{flag} ", message)
+    return message
 
 
 def auto_or_bool(text: str) -> bool | str:
@@ -102,8 +127,8 @@ class DataOptions:
     )
     data_dir: str | None = option(
         None,
-        "where prepared data are cached (default: $KERAS_MINENT_DATA or "
-        "~/keras_minent_datasets; on TensorFlow with tfds installed: tfds's data directory)",
+        "an existing directory where data are downloaded and prepared, for every backend "
+        "(default: $KERAS_MINENT_DATA, else ~/keras_minent_datasets, created when needed)",
         group="data",
         type=str,
     )
@@ -137,7 +162,9 @@ class DataOptions:
         type=limit,
         metavar="N",
     )
-    verbose: Any = option("auto", "Keras verbosity: auto, 0, 1, 2", group="run", type=auto_or_int)
+    verbose: Any = option(
+        "auto", "Keras verbosity", choices=VERBOSITIES, group="run", type=auto_or_int
+    )
 
     def data_checks(self) -> list[tuple[bool, str]]:
         """`(ok, message)` for each data option (the configurations refuse a failing one)."""
@@ -149,10 +176,14 @@ class DataOptions:
         return [
             (
                 isinstance(self.dataset, str) and bool(self.dataset),
-                "dataset must be a name or path",
+                "--dataset must be a name or path",
             ),
-            (limit_ok(self.max_train_examples), "max_train_examples must be None or >= 1"),
-            (limit_ok(self.max_eval_examples), "max_eval_examples must be None or >= 1"),
+            (limit_ok(self.max_train_examples), "--max-train-examples must be none or >= 1"),
+            (limit_ok(self.max_eval_examples), "--max-eval-examples must be none or >= 1"),
+            (
+                self.verbose in VERBOSITIES and not isinstance(self.verbose, bool),
+                f"--verbose must be auto, 0, 1 or 2 (got {self.verbose!r})",
+            ),
             (
                 emnist or self.idx_dir is None,
                 "--idx-dir is EMNIST-Letters' (--dataset emnist_letters)",
@@ -265,37 +296,40 @@ class TrainConfig(DataOptions):
 
     def __post_init__(self):
         checks = [
-            (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
-            (self.model in MODELS, f"model must be one of {tuple(MODELS)}"),
-            (self.head in HEADS, f"head must be one of {HEADS}"),
+            (self.loss in LOSSES, f"--loss must be one of {LOSSES}"),
+            (self.model in MODELS, f"--model must be one of {tuple(MODELS)}"),
+            (self.head in HEADS, f"--head must be one of {HEADS}"),
             (
                 self.head != "paper" or self.dataset == "emnist_letters",
                 f"--head paper is EMNIST-Letters' {PAPER_OUTPUTS}-output head (letters as "
                 f"outputs 1..26); --dataset {self.dataset} keeps --head letters",
             ),
-            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
-            (self.selection in SELECTIONS, "selection must be validation or test"),
+            (self.precision in PRECISIONS, f"--precision must be one of {PRECISIONS}"),
+            (self.selection in SELECTIONS, "--selection must be validation or test"),
             (
                 self.distribute in DISTRIBUTE_MODES,
-                "distribute must be none, gpus or multiworker",
+                "--distribute must be none, gpus or multiworker",
             ),
-            (self.lr_rule in LR_RULES, "lr_rule must be paper or constant"),
-            (self.jit_compile in ("auto", True, False), "jit_compile must be auto/True/False"),
-            (self.seed_parallel in ("auto", True, False), "seed_parallel must be auto/True/False"),
+            (self.lr_rule in LR_RULES, "--lr-rule must be paper or constant"),
+            (self.jit_compile in ("auto", True, False), "--xla must be auto, on or off"),
+            (
+                self.seed_parallel in ("auto", True, False),
+                "--seed-parallel must be auto, on or off",
+            ),
             (
                 self.steps_per_execution == "auto"
                 or (isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 1),
-                "steps_per_execution must be auto or an integer >= 1",
+                "--steps-per-execution must be auto or an integer >= 1",
             ),
-            (int(self.epochs) >= 1, "epochs must be >= 1"),
-            (int(self.batch_size) >= 1, "batch_size must be >= 1"),
+            (int(self.epochs) >= 1, f"--epochs must be >= 1 (got {self.epochs})"),
+            (int(self.batch_size) >= 1, f"--batch-size must be >= 1 (got {self.batch_size})"),
             (
                 math.isfinite(self.learning_rate) and self.learning_rate > 0,
-                "learning_rate must be a finite number > 0",
+                f"--learning-rate must be a finite number > 0 (got {self.learning_rate})",
             ),
-            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
-            (int(self.seed) >= 0, "seed must be >= 0"),
-            (self.synthetic_size >= 52, "synthetic_size must be >= 52"),
+            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1) (got {self.dropout})"),
+            (int(self.seed) >= 0, f"--seed must be >= 0 (got {self.seed})"),
+            (self.synthetic_size >= 52, "--synthetic-size must be >= 52"),
             *self.data_checks(),
         ]
         for ok, message in checks:
@@ -307,7 +341,7 @@ class TrainConfig(DataOptions):
         except ConfigError:
             raise
         except ValueError as e:
-            raise ConfigError(str(e)) from e
+            raise ConfigError(loss_message(str(e))) from e
 
     def _refuse_ignored_options(self) -> None:
         """Options that the configuration would ignore are refused, not dropped silently."""

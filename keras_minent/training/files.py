@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from keras_minent._atomic import atomic_save  # noqa: F401 - public here too
+from keras_minent._portable_save import save_portable
 
 
 class RunError(Exception):
@@ -106,8 +107,8 @@ def write_json(path: str, payload: Any) -> None:
 
 
 def save_model(model, path: str) -> None:
-    """`model.save(path)`, atomically."""
-    atomic_save(path, model.save)
+    """`model.save(path)`, atomically, loadable by Keras 3.10 too (`save_portable`)."""
+    atomic_save(path, lambda tmp: save_portable(model, tmp))
 
 
 def read_json_file(path: str, what: str, fix: str, error: type = ResumeError) -> Any:

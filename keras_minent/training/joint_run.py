@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from keras_minent import datasets
+from keras_minent._process_state import kept_process_state
 from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
 from keras_minent.training import run as run_lib
@@ -333,11 +334,8 @@ def train_together(
         the order of `configs`, and `{member: message}` of the members whose
         loss became non-finite (their last finite epoch stays committed).
     """
-    previous_policy = keras.config.dtype_policy()
-    try:
+    with kept_process_state():
         return _train_together(list(configs), output_dir, choice)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
 
 def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tuple:

@@ -250,16 +250,14 @@ def plot_curves(
                 ax.plot(epochs, history[key], style, ms=4, label=label)
         if name == "learning rate" and "learning_rate" in history:
             ax.set_yscale("log")
-        if selected_epoch is not None:
-            ax.axvline(selected_epoch, color="tab:green", ls="--", lw=1)
-            ax.annotate(
-                f"selected: {selected_epoch}",
-                (selected_epoch, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -12),
-                textcoords="offset points",
-                fontsize=8,
+            _plotting.plain_log_labels(ax.yaxis)
+        if selected_epoch is not None:  # named in the legend: a label by the line hit it
+            ax.axvline(
+                selected_epoch,
                 color="tab:green",
+                ls="--",
+                lw=1,
+                label=f"selected: epoch {selected_epoch}",
             )
         ax.set(title=name, xlabel="epoch")
         if len(epochs) <= 12:
@@ -336,13 +334,28 @@ def report_seeds(
     if failed:
         payload["failed"] = failed
     write_json(os.path.join(config.output_dir, "seeds.json"), payload)
-    print_summary(runs)
-    print(
-        f"test accuracy over {summary['n']} seeds: {100 * summary['mean']:.3f} "
-        f"+- {100 * summary['std']:.3f} (95% CI {100 * summary['ci95_low']:.3f}"
-        f"..{100 * summary['ci95_high']:.3f})"
-    )
+    if len(runs) > 1:  # each run printed its own row; one run's would be printed twice
+        print_summary(runs)
+    print(f"test accuracy over {seeds_line(summary)}")
     return payload
+
+
+def seeds_line(summary: dict[str, float]) -> str:
+    """The printed summary of `summarize_seeds`, in %: one run has no interval, and an
+    interval wider than accuracy's range (two or three seeds) is shown clipped to
+    0..100 and says so."""
+    n, mean = summary["n"], 100 * summary["mean"]
+    if n == 1:
+        return f"1 seed: {mean:.3f} (one run: no interval)"
+    low, high = 100 * summary["ci95_low"], 100 * summary["ci95_high"]
+    text = f"{n} seeds: {mean:.3f} +- {100 * summary['std']:.3f} (95% CI "
+    if low >= 0 and high <= 100:
+        return text + f"{low:.3f}..{high:.3f})"
+    return (
+        text + f"{max(low, 0.0):.3f}..{min(high, 100.0):.3f}, clipped to 0..100: the "
+        f"t-interval of {n} seeds, {low:.3f}..{high:.3f}, is wider than accuracy's range; "
+        "more seeds narrow it)"
+    )
 
 
 def report_reproduction(config: TrainConfig, rows: list[dict]) -> None:
@@ -355,9 +368,10 @@ def report_reproduction(config: TrainConfig, rows: list[dict]) -> None:
     )
     for r in rows:
         paper = "-" if r["paper"] is None else f"{r['paper']:.3f}"
+        std = f"{100 * r['std']:.3f}" if r["n"] > 1 else "-"  # one run: no spread
         print(
             f"{r['config']:<20} {paper:>8} {100 * r['mean']:>8.3f} "
-            f"{100 * r['std'] if r['n'] > 1 else float('nan'):>6.3f} {r['n']:>3} "
+            f"{std:>6} {r['n']:>3} "
             f"{100 * r['test_ece_mean']:>6.2f} {r['test_mean_entropy_mean']:>7.4f}"
         )
     if config.dataset == "emnist_letters":

@@ -11,6 +11,7 @@ from typing import Any
 import keras
 
 from keras_minent import datasets
+from keras_minent._process_state import kept_process_state
 from keras_minent.datasets import sources
 from keras_minent.datasets.selection import load_data_with_record, models_kwargs
 from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
@@ -68,6 +69,12 @@ ADDED_FIELDS = {"head": "letters"}
 def train(config: TrainConfig) -> dict[str, Any]:
     """Trains one run (resuming it if its output directory holds one).
 
+    The run seeds what it owns (`keras.utils.set_random_seed(config.seed)`);
+    on return the caller's process is as found: Python's, NumPy's, Keras's
+    (and on torch PyTorch's) global generators, the dtype policy and the root
+    logger's handlers are restored; TensorFlow's global seed gets its previous
+    value back (`keras_minent._process_state.kept_process_state`).
+
     Args:
         config: The run's configuration.
 
@@ -86,12 +93,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         DataError: If the data cannot be found or is corrupt (`EmnistDataError`
             for EMNIST-Letters).
     """
-    previous_policy = keras.config.dtype_policy()
-    try:
-        with output_errors(config.output_dir):
-            return _train(config)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)  # the user's, as before the run
+    with kept_process_state(), output_errors(config.output_dir):
+        return _train(config)
 
 
 def _train(config: TrainConfig) -> dict[str, Any]:
@@ -186,7 +189,10 @@ def claim_output_dir(config: TrainConfig) -> None:
 
     The configuration is compared with `config.json` and with the copy in
     `state.json` (so a deleted `config.json` changes nothing); `epochs` may
-    not be lower than the epochs already finished.
+    not be lower than the epochs already finished. A directory in which no
+    epoch was committed (no `state.json`: a run that stopped before training,
+    e.g. for lack of data) holds nothing to protect: its `config.json` is
+    replaced, with one line saying so.
     """
     out = config.output_dir
     if os.path.exists(out) and not os.path.isdir(out):
@@ -209,6 +215,9 @@ def claim_output_dir(config: TrainConfig) -> None:
         stored.append((os.path.join(out, "state.json"), state["config"]))
     for where, old in stored:
         if not isinstance(old, dict):
+            if state is None:  # no epoch committed: nothing to protect
+                print(f"{out}: replacing {where}, which holds no configuration (no epoch ran).")
+                continue
             raise ConfigError(f"{where} holds no configuration. {fix}")
         old = {**ADDED_FIELDS, **old}
         diff = {
@@ -216,6 +225,12 @@ def claim_output_dir(config: TrainConfig) -> None:
         }
         if diff:
             changes = ", ".join(f"{k}: {old.get(k)!r} -> {config_dict[k]!r}" for k in sorted(diff))
+            if state is None:  # a run that stopped before its first epoch: nothing to protect
+                print(
+                    f"{out}: replacing the configuration of a run that never finished an epoch "
+                    f"({changes})."
+                )
+                continue
             raise ConfigError(
                 f"{out} holds a run with a different configuration ({where}: {changes}). {fix}"
             )

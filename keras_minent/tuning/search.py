@@ -15,6 +15,7 @@ import keras_tuner
 
 from keras_minent import losses as losses_lib
 from keras_minent import models
+from keras_minent._process_state import kept_process_state
 from keras_minent.datasets.selection import load_data_with_record, models_kwargs
 from keras_minent.training.config import (
     PRECISIONS,
@@ -73,10 +74,15 @@ def plot_objective(rows: list[dict], objective: str, path: str, note: str | None
             continue
         if pts:
             w, v = zip(*sorted(pts))
-            ax.plot(w, v, "o-", label=loss)
+            ax.plot(w, v, "o-", label=loss, clip_on=False)  # a point at 0 or 1 shows whole
     ax.set_xscale("log")
+    _plotting.plain_log_labels(ax.xaxis)
+    if "accuracy" in objective:  # an accuracy lies in 0..1: no axis beyond it
+        low, high = ax.get_ylim()
+        ax.set_ylim(max(low, 0.0), min(high, 1.0))
     ax.set(xlabel="regularizer weight", ylabel=objective)
-    ax.set_title(_plotting.wrap("search results" + (f"\n{note}" if note else "")), fontsize=9)
+    title = "search results" + (f"\n{note}" if note else "")
+    ax.set_title(_plotting.wrap(title, 80), fontsize=9)
     ax.legend()
     ax.grid(alpha=0.3)
     _plotting.save(fig, path)
@@ -162,6 +168,7 @@ class TuneConfig(DataOptions):
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"Invalid TuneConfig: {message}.")
+        self._refuse_ignored_options()
         if self.distribute not in ("none", "gpus"):
             raise ConfigError(
                 f"A search takes distribute='none' or 'gpus', not {self.distribute!r}: several "
@@ -169,6 +176,28 @@ class TuneConfig(DataOptions):
                 "(KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT; see the "
                 "README), each trial on one machine's GPUs."
             )
+
+    def _refuse_ignored_options(self) -> None:
+        """Options that the search would ignore are refused, not dropped silently."""
+        default = {f.name: f.default for f in dataclasses.fields(self)}
+        refusals = []
+        if self.tuner == "hyperband" and self.trials != default["trials"]:
+            refusals.append(
+                "--tuner hyperband does not use --trials (its brackets follow from "
+                "--epochs-per-trial): drop --trials, or use --tuner random or bayesian"
+            )
+        weight_range = [
+            flag
+            for name, flag in (("weight_min", "--weight-min"), ("weight_max", "--weight-max"))
+            if getattr(self, name) != default[name]
+        ]
+        if weight_range and set(self.losses) == {"ce"}:
+            refusals.append(
+                f"--losses ce has no regularizer weight: {', '.join(weight_range)} would "
+                "apply to nothing; add min_ent or mix_ent to --losses, or drop them"
+            )
+        if refusals:
+            raise ConfigError(f"Invalid TuneConfig: {'; '.join(refusals)}.")
 
 
 class SearchStateError(ResumeError):
@@ -263,12 +292,9 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
         SearchStateError: If the output directory holds a search of another
             space, recipe or data, or its keras-tuner files are corrupt.
     """
-    previous_policy = keras.config.dtype_policy()
-    try:
-        with output_errors(config.output_dir):  # permission, space, ...: one line
-            return _search(config, model_builder)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)  # the user's, after every trial
+    # The user's random generators, dtype policy and root logger, after every trial.
+    with kept_process_state(), output_errors(config.output_dir):  # permission, space: one line
+        return _search(config, model_builder)
 
 
 def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None) -> dict:
