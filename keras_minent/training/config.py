@@ -1,4 +1,4 @@
-"""The configuration of a run: `DataOptions`, `TrainConfig` and their names.
+"""The configuration of a run: `DataOptions`, `RecipeOptions`, `TrainConfig` and their names.
 
 Every field carries its command-line help (and choices) in its metadata:
 `keras_minent.cli` generates the options of `train` and `reproduce` from
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 from typing import Any
 
 import keras
@@ -77,6 +78,38 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
             option's text), `metavar`.
     """
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
+def command_line_options(config: Any, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The command-line options that set `config`'s fields where they differ from the
+    defaults of its class (the options `keras_minent.cli` generates from the fields).
+
+    Args:
+        config: A `TrainConfig` (or another dataclass whose fields are `option`s).
+        exclude: Fields left out (e.g. `output_dir`).
+
+    Returns:
+        The options and their values as separate words, quoted for a shell.
+
+    Example:
+    ```python
+    command_line_options(TrainConfig(seed=3, augment=False))  # ['--no-augment', '--seed', '3']
+    ```
+    """
+    words = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name in exclude or value == field.default:
+            continue
+        name = field.name.replace("_", "-")
+        if isinstance(field.default, bool):  # a switch
+            words.append(field.metadata.get("flag") or f"--{'no-' if field.default else ''}{name}")
+            continue
+        words.append(field.metadata.get("flag") or f"--{name}")
+        for v in value if isinstance(value, tuple) else (value,):
+            text = "none" if v is None else ("on" if v else "off") if isinstance(v, bool) else v
+            words.append(shlex.quote(str(text)))
+    return words
 
 
 @dataclasses.dataclass
@@ -162,7 +195,55 @@ class DataOptions:
 
 
 @dataclasses.dataclass
-class TrainConfig(DataOptions):
+class RecipeOptions(DataOptions):
+    """How a network is trained: the recipe that `train` runs and that every trial of a
+    search runs (`keras_minent.training.recipe`). Defaults are the paper's.
+
+    `TrainConfig` and the search's `TuneConfig` share these fields (and
+    `DataOptions`'); each field's meaning is its help text
+    (`dataclasses.fields(RecipeOptions)`).
+    """
+
+    model: str = option("vgg5", "the network", choices=tuple(MODELS), group="recipe")
+    dropout: float = option(0.5, "dropout of the head (SpinalNet's script: 0.5)", group="recipe")
+    augment: bool = option(
+        True, "the recipe's rotation and perspective augmentation", group="recipe"
+    )
+    batch_size: int = option(100, "batch size (paper: 100)", group="recipe")
+    learning_rate: float = option(0.005, "Adam's learning rate (paper: 0.005)", group="recipe")
+    lr_rule: str = option(
+        "paper",
+        "paper: after an epoch without improvement the rate becomes learning_rate * u**3, "
+        "u ~ U(0, 1); constant: no change",
+        choices=LR_RULES,
+        group="recipe",
+    )
+    precision: str = option(
+        "auto",
+        "dtype policy; auto: float32 on CPU and on GPU at batches below 1000 (measured: "
+        "no gain at batch 100), else mixed_bfloat16 (compute capability >= 8.0) or "
+        "mixed_float16",
+        choices=PRECISIONS,
+        group="run",
+    )
+
+    def recipe_checks(self) -> list[tuple[bool, str]]:
+        """`(ok, message)` for each recipe option (the configurations refuse a failing one)."""
+        return [
+            (self.model in MODELS, f"model must be one of {tuple(MODELS)}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (self.lr_rule in LR_RULES, "lr_rule must be paper or constant"),
+            (int(self.batch_size) >= 1, "batch_size must be >= 1"),
+            (
+                math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                "learning_rate must be a finite number > 0",
+            ),
+            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
+        ]
+
+
+@dataclasses.dataclass
+class TrainConfig(RecipeOptions):
     """Everything that defines a run. Defaults are the paper's recipe (docs/method.md).
 
     Each field's meaning is its help text (`dataclasses.fields(TrainConfig)`),
@@ -194,21 +275,7 @@ class TrainConfig(DataOptions):
     reg_log_base: float = option(math.e, "log base of the regularizer", group="loss")
     epsilon: float = option(1e-6, "mix_ent's epsilon", group="loss")
     label_smoothing: float = option(0.0, "label smoothing of the target", group="loss")
-    model: str = option("vgg5", "the network", choices=tuple(MODELS), group="recipe")
-    dropout: float = option(0.5, "dropout of the head (SpinalNet's script: 0.5)", group="recipe")
-    augment: bool = option(
-        True, "the recipe's rotation and perspective augmentation", group="recipe"
-    )
     epochs: int = option(200, "number of epochs (paper: 200)", group="recipe")
-    batch_size: int = option(100, "batch size (paper: 100)", group="recipe")
-    learning_rate: float = option(0.005, "Adam's learning rate (paper: 0.005)", group="recipe")
-    lr_rule: str = option(
-        "paper",
-        "paper: after an epoch without improvement the rate becomes learning_rate * u**3, "
-        "u ~ U(0, 1); constant: no change",
-        choices=LR_RULES,
-        group="recipe",
-    )
     seed: int = option(
         0, "seed of weights, data order, augmentation and the LR rule", group="recipe"
     )
@@ -217,14 +284,6 @@ class TrainConfig(DataOptions):
         "validation: honest (best validation accuracy); test: the paper's protocol (optimistic)",
         choices=SELECTIONS,
         group="recipe",
-    )
-    precision: str = option(
-        "auto",
-        "dtype policy; auto: float32 on CPU and on GPU at batches below 1000 (measured: "
-        "no gain at batch 100), else mixed_bfloat16 (compute capability >= 8.0) or "
-        "mixed_float16",
-        choices=PRECISIONS,
-        group="run",
     )
     jit_compile: Any = option(
         "auto", "XLA: auto, on or off", flag="--xla", group="run", type=auto_or_bool
@@ -255,14 +314,11 @@ class TrainConfig(DataOptions):
     def __post_init__(self):
         checks = [
             (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
-            (self.model in MODELS, f"model must be one of {tuple(MODELS)}"),
-            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.selection in SELECTIONS, "selection must be validation or test"),
             (
                 self.distribute in DISTRIBUTE_MODES,
                 "distribute must be none, gpus or multiworker",
             ),
-            (self.lr_rule in LR_RULES, "lr_rule must be paper or constant"),
             (self.jit_compile in ("auto", True, False), "jit_compile must be auto/True/False"),
             (self.seed_parallel in ("auto", True, False), "seed_parallel must be auto/True/False"),
             (
@@ -271,14 +327,9 @@ class TrainConfig(DataOptions):
                 "steps_per_execution must be auto or an integer >= 1",
             ),
             (int(self.epochs) >= 1, "epochs must be >= 1"),
-            (int(self.batch_size) >= 1, "batch_size must be >= 1"),
-            (
-                math.isfinite(self.learning_rate) and self.learning_rate > 0,
-                "learning_rate must be a finite number > 0",
-            ),
-            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
             (int(self.seed) >= 0, "seed must be >= 0"),
             (self.synthetic_size >= 52, "synthetic_size must be >= 52"),
+            *self.recipe_checks(),
             *self.data_checks(),
         ]
         for ok, message in checks:
