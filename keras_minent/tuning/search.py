@@ -369,10 +369,9 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
         # The loss always; every other option where it differs from train's default.
         options = command_line_options(trial, exclude=("output_dir", "verbose", "epochs", "loss"))
         command = " ".join(["python -m keras_minent train --loss", trial.loss, *options])
-        print(
-            f"\nbest: {best}\ntrain the final model with:\n  {command}\n"
-            f"(the best trial is this command with --epochs {trial.epochs})"
-        )
+        print(f"\nbest: {best}\ntrain the final model with:\n  {command}")
+        if tuner.hypermodel.data is not None:  # its trials trained as train does
+            print(f"(the best trial is this command with --epochs {trial.epochs})")
     failed = [r for r in rows if r["status"] in ("FAILED", "INVALID")]
     if failed:
         raise SearchFailedError(
