@@ -196,12 +196,10 @@ class DataOptions:
 
 @dataclasses.dataclass
 class RecipeOptions(DataOptions):
-    """How a network is trained: the recipe that `train` runs and that every trial of a
-    search runs (`keras_minent.training.recipe`). Defaults are the paper's.
+    """How a network is trained (`keras_minent.training.recipe`), shared by `TrainConfig`
+    and the search's `TuneConfig`: every trial of a search runs `train`'s recipe.
 
-    `TrainConfig` and the search's `TuneConfig` share these fields (and
-    `DataOptions`'); each field's meaning is its help text
-    (`dataclasses.fields(RecipeOptions)`).
+    Defaults are the paper's; each field's meaning is its help text.
     """
 
     model: str = option("vgg5", "the network", choices=tuple(MODELS), group="recipe")

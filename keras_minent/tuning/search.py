@@ -370,7 +370,8 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
         options = command_line_options(trial, exclude=("output_dir", "verbose", "epochs", "loss"))
         command = " ".join(["python -m keras_minent train --loss", trial.loss, *options])
         print(f"\nbest: {best}\ntrain the final model with:\n  {command}")
-        if tuner.hypermodel.data is not None:  # its trials trained as train does
+        continued = best_trial.hyperparameters.values.get("tuner/initial_epoch")
+        if tuner.hypermodel.data is not None and not continued:  # trained as train does
             print(f"(the best trial is this command with --epochs {trial.epochs})")
     failed = [r for r in rows if r["status"] in ("FAILED", "INVALID")]
     if failed:
@@ -385,11 +386,14 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig) -> dict:
 def best_config(tuner: keras_tuner.Tuner, trial: Any) -> TrainConfig | None:
     """The `TrainConfig` that `train` runs for a trial's setting (None for a hypermodel
     other than `RegularizationHyperModel`): its `trial_config`, with the trial's seed
-    (`trial_seed(seed, trial_id)` under `make_tuner`'s tuners; else the recipe's)."""
+    (`trial_seed(seed, trial_id)` under `make_tuner`'s tuners; else the recipe's) and
+    its epochs (hyperband's `tuner/epochs` where set)."""
     hypermodel = tuner.hypermodel
     if not isinstance(hypermodel, RegularizationHyperModel):
         return None
     seed = None
     if hasattr(tuner, "search_seed"):  # make_tuner's tuners seed every trial
         seed = trial_seed(tuner.search_seed, trial.trial_id)
-    return hypermodel.trial_config(trial.hyperparameters.copy(), seed)
+    config = hypermodel.trial_config(trial.hyperparameters.copy(), seed)
+    epochs = trial.hyperparameters.values.get("tuner/epochs")
+    return config if epochs is None else dataclasses.replace(config, epochs=int(epochs))
