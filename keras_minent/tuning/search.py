@@ -286,6 +286,7 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
 
 
 def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None) -> dict:
+    recipe = config.train_config()  # refuses what train would refuse, before any work
     os.makedirs(config.output_dir, exist_ok=True)
     stored = _check_search_config(config)
     # The test split is not used here.
@@ -311,7 +312,7 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         model_builder,
         losses=config.losses,
         weight_range=(config.weight_min, config.weight_max),
-        recipe=config.train_config(),
+        recipe=recipe,
         data=data,
         data_entry=data_entry(record, data),
         synchronized_bn=dist.synchronized_bn,
