@@ -35,7 +35,7 @@ from common import emit, machine  # noqa: E402
 
 from keras_minent import datasets  # noqa: E402
 from keras_minent.training import TrainConfig, accelerator, build_model, joint  # noqa: E402
-from keras_minent.training.run import steps_per_execution  # noqa: E402
+from keras_minent.training.recipe import steps_per_execution  # noqa: E402
 
 LOSSES = ("ce", "min_ent", "mix_ent")
 #: The paper's comparison: 3 losses x 10 seeds, 200 epochs of the official split.

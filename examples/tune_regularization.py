@@ -1,8 +1,9 @@
 """Search the MIN-ENT / MIX-ENT regularizer weight with KerasTuner, from Python.
 
 keras-tuner's own `BayesianOptimization` (or `RandomSearch`) drives this package's
-`RegularizationHyperModel` (VGG-5 with the recipe's augmentation; the loss and its
-weight, log-uniform, are the hyperparameters) on EMNIST-Letters' official split
+`RegularizationHyperModel` (every trial trains the `train` recipe: VGG-5 with its
+augmentation, Adam and the paper's learning-rate rule; the loss and its weight,
+log-uniform, are the hyperparameters) on EMNIST-Letters' official split
 (validation = the 10,400 images carved from training). The same search is
 `python -m keras_minent tune`. Needs `pip install "keras-minent[tuning]"`.
 
@@ -14,10 +15,8 @@ import argparse
 
 import keras_tuner
 
-import keras_minent
 from keras_minent import tuning
 from keras_minent.datasets import load_data
-from keras_minent.training import DataOptions
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--tuner", default="bayesian", choices=("bayesian", "random"))
@@ -32,21 +31,23 @@ parser.add_argument("--synthetic-size", type=int, default=2600)
 parser.add_argument("--output-dir", default="runs/tune_example")
 args = parser.parse_args()
 
-data_options = DataOptions(
+# The search's data and recipe options (those of `train`); the report reads them too.
+config = tuning.TuneConfig(
     output_dir=args.output_dir,
     idx_dir=args.idx_dir,
     synthetic=args.synthetic,
     synthetic_size=args.synthetic_size,
+    epochs=args.epochs,
+    batch_size=args.batch_size,
+    precision=args.precision,  # set in every trial; the global policy is restored after
 )
-data = load_data(data_options, roles=("fit", "val"))  # the test split stays unseen
+data = load_data(config, roles=("fit", "val"))  # the test split stays unseen
 (x_fit, y_fit), (x_val, y_val) = data["fit"], data["val"]
 
 hypermodel = tuning.RegularizationHyperModel(
-    model_builder=lambda: keras_minent.vgg5(augment=True),
     losses=args.losses,
     weight_range=(1e-3, 1.0),
-    precision=args.precision,  # set in every trial; the global policy is restored after
-    batch_size=args.batch_size,  # resolves precision "auto" as the train command does
+    recipe=config.train_config(),  # every trial: the train recipe (network, rule, metrics)
 )
 # Validation accuracy, never val_loss: the loss itself changes with the weight.
 objective = keras_tuner.Objective("val_accuracy", direction="max")
@@ -63,14 +64,11 @@ tuner.search(
     x_fit,
     y_fit,
     validation_data=(x_val, y_val),
-    epochs=args.epochs,
-    batch_size=args.batch_size,
+    epochs=config.epochs,
+    batch_size=config.batch_size,
     verbose=2,
 )
 # The package's report: trials.json, best_hyperparameters.json, objective.png and the
 # `train` command for the final model.
-config = tuning.TuneConfig(
-    output_dir=args.output_dir, synthetic=args.synthetic, synthetic_size=args.synthetic_size
-)
 result = tuning.report(tuner, config)
 print("best:", result["best"])

@@ -22,7 +22,12 @@ TRAIN_GROUPS = {
     "run": "run",
     "data": "data",
 }
-TUNE_GROUPS = {"search": "search", "run": "run", "data": "data"}
+TUNE_GROUPS = {
+    "search": "search",
+    "recipe": "recipe of every trial (train's; defaults: the paper's)",
+    "run": "run",
+    "data": "data",
+}
 EVALUATE_GROUPS = {"model": "model", "run": "run", "data": "data"}
 #: What `reproduce` sets itself for each of the paper's configurations (not its options).
 REPRODUCE_FIXED = (

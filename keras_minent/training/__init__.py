@@ -17,8 +17,9 @@ Selection is honest by default: the epoch with the best validation accuracy
 reported. `selection="test"` reproduces the paper's protocol (best test
 accuracy over epochs), which is optimistic and labelled so everywhere.
 
-Modules: `config` (what defines a run), `devices` (accelerator, precision,
-distribution), `callbacks` (learning-rate rule, run state), `reporting`
+Modules: `config` (what defines a run), `recipe` (the network, its compilation,
+callbacks and fit: what `train`, joint runs and search trials share), `devices`
+(accelerator, precision, distribution), `callbacks` (learning-rate rule, run state), `reporting`
 (results, plots, tables), `run` (`train`), `seeds` (`train_seeds`, `reproduce`),
 `joint` (several runs as one program), `joint_run` (training them together, the joint
 commit point), `seed_plots` (`seeds.png`, `reproduce.png`), `evaluation` (`evaluate`:
@@ -41,18 +42,20 @@ from keras_minent.training.config import (
     SYNTHETIC_NOTE,
     ConfigError,
     DataOptions,
+    RecipeOptions,
     TrainConfig,
 )
 from keras_minent.training.devices import accelerator, resolve_precision
 from keras_minent.training.evaluation import EvaluateConfig, evaluate
 from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError, RunError
+from keras_minent.training.recipe import Recipe, build_model, build_recipe
 from keras_minent.training.reporting import (
     plot_curves,
     print_summary,
     summarize_seeds,
     versions,
 )
-from keras_minent.training.run import build_model, train
+from keras_minent.training.run import train
 from keras_minent.training.seeds import reproduce, train_seeds
 
 __all__ = [
@@ -70,10 +73,13 @@ __all__ = [
     "ResumeError",
     "RunError",
     "PaperLearningRateRule",
+    "Recipe",
+    "RecipeOptions",
     "RunState",
     "TrainConfig",
     "accelerator",
     "build_model",
+    "build_recipe",
     "evaluate",
     "get_seed_states",
     "load_data",

@@ -1,4 +1,4 @@
-"""The configuration of a run: `DataOptions`, `TrainConfig` and their names.
+"""The configuration of a run: `DataOptions`, `RecipeOptions`, `TrainConfig` and their names.
 
 Every field carries its command-line help (and choices) in its metadata:
 `keras_minent.cli` generates the options of `train` and `reproduce` from
@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import shlex
 from typing import Any
 
 import keras
@@ -107,6 +108,38 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
+def command_line_options(config: Any, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The command-line options that set `config`'s fields where they differ from the
+    defaults of its class (the options `keras_minent.cli` generates from the fields).
+
+    Args:
+        config: A `TrainConfig` (or another dataclass whose fields are `option`s).
+        exclude: Fields left out (e.g. `output_dir`).
+
+    Returns:
+        The options and their values as separate words, quoted for a shell.
+
+    Example:
+    ```python
+    command_line_options(TrainConfig(seed=3, augment=False))  # ['--no-augment', '--seed', '3']
+    ```
+    """
+    words = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name in exclude or value == field.default:
+            continue
+        name = field.name.replace("_", "-")
+        if isinstance(field.default, bool):  # a switch
+            words.append(field.metadata.get("flag") or f"--{'no-' if field.default else ''}{name}")
+            continue
+        words.append(field.metadata.get("flag") or f"--{name}")
+        for v in value if isinstance(value, tuple) else (value,):
+            text = "none" if v is None else ("on" if v else "off") if isinstance(v, bool) else v
+            words.append(shlex.quote(str(text)))
+    return words
+
+
 @dataclasses.dataclass
 class DataOptions:
     """Where the data and the outputs of a run (or a search) are.
@@ -196,7 +229,53 @@ class DataOptions:
 
 
 @dataclasses.dataclass
-class TrainConfig(DataOptions):
+class RecipeOptions(DataOptions):
+    """How a network is trained (`keras_minent.training.recipe`), shared by `TrainConfig`
+    and the search's `TuneConfig`: every trial of a search runs `train`'s recipe.
+
+    Defaults are the paper's; each field's meaning is its help text.
+    """
+
+    model: str = option("vgg5", "the network", choices=tuple(MODELS), group="recipe")
+    dropout: float = option(0.5, "dropout of the head (SpinalNet's script: 0.5)", group="recipe")
+    augment: bool = option(
+        True, "the recipe's rotation and perspective augmentation", group="recipe"
+    )
+    batch_size: int = option(100, "batch size (paper: 100)", group="recipe")
+    learning_rate: float = option(0.005, "Adam's learning rate (paper: 0.005)", group="recipe")
+    lr_rule: str = option(
+        "paper",
+        "paper: after an epoch without improvement the rate becomes learning_rate * u**3, "
+        "u ~ U(0, 1); constant: no change",
+        choices=LR_RULES,
+        group="recipe",
+    )
+    precision: str = option(
+        "auto",
+        "dtype policy; auto: float32 on CPU and on GPU at batches below 1000 (measured: "
+        "no gain at batch 100), else mixed_bfloat16 (compute capability >= 8.0) or "
+        "mixed_float16",
+        choices=PRECISIONS,
+        group="run",
+    )
+
+    def recipe_checks(self) -> list[tuple[bool, str]]:
+        """`(ok, message)` for each recipe option (the configurations refuse a failing one)."""
+        return [
+            (self.model in MODELS, f"--model must be one of {tuple(MODELS)}"),
+            (self.precision in PRECISIONS, f"--precision must be one of {PRECISIONS}"),
+            (self.lr_rule in LR_RULES, "--lr-rule must be paper or constant"),
+            (int(self.batch_size) >= 1, f"--batch-size must be >= 1 (got {self.batch_size})"),
+            (
+                math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                f"--learning-rate must be a finite number > 0 (got {self.learning_rate})",
+            ),
+            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1) (got {self.dropout})"),
+        ]
+
+
+@dataclasses.dataclass
+class TrainConfig(RecipeOptions):
     """Everything that defines a run. Defaults are the paper's recipe (docs/method.md).
 
     Each field's meaning is its help text (`dataclasses.fields(TrainConfig)`),
@@ -228,7 +307,6 @@ class TrainConfig(DataOptions):
     reg_log_base: float = option(math.e, "log base of the regularizer", group="loss")
     epsilon: float = option(1e-6, "mix_ent's epsilon", group="loss")
     label_smoothing: float = option(0.0, "label smoothing of the target", group="loss")
-    model: str = option("vgg5", "the network", choices=tuple(MODELS), group="recipe")
     head: str = option(
         "letters",
         "letters: one output per class (labels 0..25); paper: EMNIST-Letters with the "
@@ -237,20 +315,7 @@ class TrainConfig(DataOptions):
         choices=HEADS,
         group="recipe",
     )
-    dropout: float = option(0.5, "dropout of the head (SpinalNet's script: 0.5)", group="recipe")
-    augment: bool = option(
-        True, "the recipe's rotation and perspective augmentation", group="recipe"
-    )
     epochs: int = option(200, "number of epochs (paper: 200)", group="recipe")
-    batch_size: int = option(100, "batch size (paper: 100)", group="recipe")
-    learning_rate: float = option(0.005, "Adam's learning rate (paper: 0.005)", group="recipe")
-    lr_rule: str = option(
-        "paper",
-        "paper: after an epoch without improvement the rate becomes learning_rate * u**3, "
-        "u ~ U(0, 1); constant: no change",
-        choices=LR_RULES,
-        group="recipe",
-    )
     seed: int = option(
         0, "seed of weights, data order, augmentation and the LR rule", group="recipe"
     )
@@ -259,14 +324,6 @@ class TrainConfig(DataOptions):
         "validation: honest (best validation accuracy); test: the paper's protocol (optimistic)",
         choices=SELECTIONS,
         group="recipe",
-    )
-    precision: str = option(
-        "auto",
-        "dtype policy; auto: float32 on CPU and on GPU at batches below 1000 (measured: "
-        "no gain at batch 100), else mixed_bfloat16 (compute capability >= 8.0) or "
-        "mixed_float16",
-        choices=PRECISIONS,
-        group="run",
     )
     jit_compile: Any = option(
         "auto", "XLA: auto, on or off", flag="--xla", group="run", type=auto_or_bool
@@ -297,20 +354,17 @@ class TrainConfig(DataOptions):
     def __post_init__(self):
         checks = [
             (self.loss in LOSSES, f"--loss must be one of {LOSSES}"),
-            (self.model in MODELS, f"--model must be one of {tuple(MODELS)}"),
             (self.head in HEADS, f"--head must be one of {HEADS}"),
             (
                 self.head != "paper" or self.dataset == "emnist_letters",
                 f"--head paper is EMNIST-Letters' {PAPER_OUTPUTS}-output head (letters as "
                 f"outputs 1..26); --dataset {self.dataset} keeps --head letters",
             ),
-            (self.precision in PRECISIONS, f"--precision must be one of {PRECISIONS}"),
             (self.selection in SELECTIONS, "--selection must be validation or test"),
             (
                 self.distribute in DISTRIBUTE_MODES,
                 "--distribute must be none, gpus or multiworker",
             ),
-            (self.lr_rule in LR_RULES, "--lr-rule must be paper or constant"),
             (self.jit_compile in ("auto", True, False), "--xla must be auto, on or off"),
             (
                 self.seed_parallel in ("auto", True, False),
@@ -322,14 +376,9 @@ class TrainConfig(DataOptions):
                 "--steps-per-execution must be auto or an integer >= 1",
             ),
             (int(self.epochs) >= 1, f"--epochs must be >= 1 (got {self.epochs})"),
-            (int(self.batch_size) >= 1, f"--batch-size must be >= 1 (got {self.batch_size})"),
-            (
-                math.isfinite(self.learning_rate) and self.learning_rate > 0,
-                f"--learning-rate must be a finite number > 0 (got {self.learning_rate})",
-            ),
-            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1) (got {self.dropout})"),
             (int(self.seed) >= 0, f"--seed must be >= 0 (got {self.seed})"),
             (self.synthetic_size >= 52, "--synthetic-size must be >= 52"),
+            *self.recipe_checks(),
             *self.data_checks(),
         ]
         for ok, message in checks:

@@ -35,7 +35,7 @@ import keras
 import numpy as np
 
 from keras_minent import datasets
-from keras_minent.training import run as run_lib
+from keras_minent.training import recipe
 from keras_minent.training.config import TrainConfig
 
 
@@ -263,14 +263,14 @@ def member_logs(logs: dict, prefix: str) -> dict:
 def build_members(
     configs: Sequence[TrainConfig], device: dict, data: dict | None = None
 ) -> list[keras.Model]:
-    """Each configuration's network, built and compiled as its separate run builds it
-    (after `keras.utils.set_random_seed(seed)`, for the data of `data`, the run's
-    `data_entry`), its variables under the name `m<k>`."""
+    """Each configuration's network, built and compiled by the recipe as its separate run
+    builds it (`recipe.build_recipe`: seeded by its seed, for the data of `data`, the
+    run's `data_entry`), its variables under the name `m<k>`. (A member's learning-rate
+    rule is its run state's, `recipe.learning_rate_rule`.)"""
     networks = []
     for k, c in enumerate(configs):
-        keras.utils.set_random_seed(c.seed)
         with keras.name_scope(f"m{k}"):
-            networks.append(run_lib.build_model(c, device, data=data))
+            networks.append(recipe.build_recipe(c, device, data).model)
     return networks
 
 
@@ -287,9 +287,9 @@ def compile_joint(
         ),
         loss={name: n.loss for name, n in zip(names, networks)},
         metrics={
-            name: [*run_lib.metrics(), epoch_loss(n.loss)] for name, n in zip(names, networks)
+            name: [*recipe.metrics(), epoch_loss(n.loss)] for name, n in zip(names, networks)
         },
         jit_compile=configs[0].jit_compile,
-        steps_per_execution=run_lib.steps_per_execution(configs[0], device),
+        steps_per_execution=recipe.steps_per_execution(configs[0], device),
     )
     return model

@@ -45,6 +45,7 @@ from keras_minent.training.joint import (
     compile_joint,
     member_logs,
 )
+from keras_minent.training.recipe import MONITOR, learning_rate_rule
 from keras_minent.training.state_schema import check_joint_state, check_plain_file
 
 logger = logging.getLogger(__name__)
@@ -363,11 +364,9 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
             remove(os.path.join(output_dir, leftover))
     members = []
     for name, c in zip(names, configs):
-        rule = None
-        if c.lr_rule == "paper":
-            rule = PaperLearningRateRule(c.learning_rate, "val_accuracy", seed=c.seed)
+        rule = learning_rate_rule(c)
         state = RunState(
-            c.output_dir, "val_accuracy", rule, config=dataclasses.asdict(c), data=provenance
+            c.output_dir, MONITOR, rule, config=dataclasses.asdict(c), data=provenance
         )
         state.deferred = True
         members.append(Member(name.replace(os.sep, "/"), c, state, rule))

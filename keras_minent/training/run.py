@@ -10,16 +10,15 @@ from typing import Any
 
 import keras
 
-from keras_minent import datasets
 from keras_minent._process_state import kept_process_state
 from keras_minent.datasets import sources
-from keras_minent.datasets.selection import load_data_with_record, models_kwargs
-from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
+from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
-from keras_minent.training.callbacks import PaperLearningRateRule, RunState, read_state
-from keras_minent.training.config import MODELS, PAPER_OUTPUTS, ConfigError, TrainConfig
+from keras_minent.training.callbacks import RunState, read_state
+from keras_minent.training.config import ConfigError, TrainConfig
 from keras_minent.training.devices import accelerator, distribution, resolve_precision
 from keras_minent.training.files import OutputError, output_errors, read_json_file, write_json
+from keras_minent.training.recipe import MONITOR, build_recipe, fit
 
 #: Paths a run writes: a link planted at one of these names is refused
 #: (`logs/`: TensorBoard's event files).
@@ -106,14 +105,12 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     data, record = _load_data_chief_first(config, dist)
     data = head_labels(config, data)
     provenance = data_entry(record, data)
-    monitor = "val_accuracy"
-    lr_rule = None
-    if config.lr_rule == "paper":
-        lr_rule = PaperLearningRateRule(config.learning_rate, monitor, seed=config.seed)
+    with dist.scope():
+        recipe = build_recipe(config, device, provenance, synchronized_bn=dist.synchronized_bn)
     state = RunState(
         config.output_dir,
-        monitor,
-        lr_rule,
+        MONITOR,
+        recipe.lr_rule,
         dist.is_chief,
         dist.collective_saves,
         config=dataclasses.asdict(config),
@@ -122,10 +119,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     _check_same_start(dist, state.initial_epoch, config.output_dir)
     if state.initial_epoch:
         print(f"Resuming {config.output_dir} after epoch {state.initial_epoch}.")
-    keras.utils.set_random_seed(config.seed)
-    with dist.scope():
-        model = build_model(config, device, dist.synchronized_bn, provenance)
-    callbacks = [cb for cb in (lr_rule, state) if cb is not None]
+    callbacks = [*recipe.callbacks, state]
     if dist.is_chief:
         callbacks += _tensorboard(config.output_dir)
     if reporting.note(config, provenance):
@@ -133,7 +127,8 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     if state.initial_epoch < config.epochs:
         with dist.peer_errors():
-            _fit(model, config, data, dist, state.initial_epoch, callbacks)
+            shard = (dist.process_index, dist.num_processes) if dist.shards_data else None
+            fit(recipe.model, config, data, callbacks, state.initial_epoch, shard)
     wall = time.perf_counter() - t0
     if not dist.is_chief:
         print("Worker finished; the chief writes the results.")
@@ -285,35 +280,6 @@ def _check_same_start(dist, initial_epoch: int, out: str) -> None:
         )
 
 
-def build_model(
-    config: TrainConfig, device: dict, synchronized_bn: bool = False, data: dict | None = None
-) -> keras.Model:
-    """The configured model, compiled (a resumed run's `RunState` restores its state).
-
-    `data` (the run's `data_entry`) gives the input shape, the number of
-    classes and the normalisation; without it, EMNIST-Letters'. `head="paper"`
-    gives it the paper's 62 outputs (`head_labels`).
-    """
-    kwargs = models_kwargs(data or {})
-    if config.head == "paper":
-        kwargs["num_classes"] = PAPER_OUTPUTS
-    model = MODELS[config.model](
-        dropout=config.dropout,
-        augment=config.augment,
-        seed=config.seed,
-        synchronized_bn=synchronized_bn,
-        **kwargs,
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=config.build_loss(),
-        metrics=metrics(),
-        jit_compile=config.jit_compile,
-        steps_per_execution=steps_per_execution(config, device),
-    )
-    return model
-
-
 def head_labels(config: TrainConfig, data: dict) -> dict:
     """The arrays with the labels the configured head is trained and scored on.
 
@@ -327,19 +293,6 @@ def head_labels(config: TrainConfig, data: dict) -> dict:
     return {role: (images, labels + 1) for role, (images, labels) in data.items()}
 
 
-def metrics() -> list:
-    """The metrics of a run (fresh instances)."""
-    return ["accuracy", PredictiveEntropy(), ExpectedCalibrationError()]
-
-
-def steps_per_execution(config: TrainConfig, device: dict) -> int:
-    """`config.steps_per_execution`, with `auto` resolved: 8 on a GPU, 1 on a CPU."""
-    steps = config.steps_per_execution
-    if steps == "auto":
-        steps = 8 if device["kind"] == "gpu" else 1
-    return steps
-
-
 def _tensorboard(out: str) -> list:
     """Keras's TensorBoard callback, or none where TensorFlow is not installed
     (it writes through `tf.summary` on every backend; the JAX and PyTorch
@@ -350,35 +303,3 @@ def _tensorboard(out: str) -> list:
         return [keras.callbacks.TensorBoard(os.path.join(out, "logs"))]
     except Exception:
         return []
-
-
-def _fit(model, config: TrainConfig, data: dict, dist, initial_epoch: int, callbacks) -> None:
-    (x_fit, y_fit), (x_val, y_val) = data["fit"], data["val"]
-    # Distributed: full batches only, so each splits evenly across replicas/processes.
-    distributed = config.distribute != "none"
-    shard = (dist.process_index, dist.num_processes) if dist.shards_data else None
-    try:
-        batches = datasets.training_dataset(
-            x_fit,
-            y_fit,
-            config.batch_size,
-            config.seed,
-            config.epochs,
-            initial_epoch,
-            drop_remainder=distributed,
-            shard=shard,
-        )
-    except ValueError as e:  # a batch that does not split across the processes
-        raise ConfigError(str(e)) from e
-    if isinstance(batches, datasets.TrainingBatches):  # the NumPy path (JAX, PyTorch)
-        callbacks = [*callbacks, batches.epoch_callback()]
-    model.fit(
-        batches,
-        steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size, distributed),
-        validation_data=datasets.evaluation_dataset(x_val, y_val, 1000),
-        epochs=config.epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset is already shuffled, per (seed, epoch)
-        verbose=config.verbose,
-    )

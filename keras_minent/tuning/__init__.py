@@ -2,7 +2,9 @@
 
 `RegularizationHyperModel` builds and compiles a model with `MinEntLoss` or
 `MixEntLoss` whose regularizer weight is searched on a log scale (plain cross
-entropy can be an arm of the search). `search(TuneConfig(...))` runs a whole
+entropy can be an arm of the search); every trial is a short run of the `train`
+recipe (`keras_minent.training.build_recipe`: network, augmentation, Adam and
+its learning-rate rule, metrics, precision). `search(TuneConfig(...))` runs a whole
 search on EMNIST-Letters and writes a readable report. Searches resume from
 their directory, and keras-tuner's chief/worker mode distributes them:
 

@@ -89,8 +89,9 @@ class _SeededTuner:
 
     Before a trial it calls `keras.utils.set_random_seed(trial_seed(seed,
     trial_id))` (and hands the seed to a hypermodel with a `trial_seed`
-    attribute, which seeds again after keras-tuner's `clear_session()`),
-    and rewinds `keras_minent.datasets.TrainingBatches` (the NumPy-path
+    attribute, `RegularizationHyperModel`, whose trial trains with it as the
+    `train` run with `--seed <trial seed>` does: weights, dropout,
+    augmentation, data order and learning-rate rule), and rewinds `keras_minent.datasets.TrainingBatches` (the NumPy-path
     batches keep an epoch counter across `fit` calls) to the trial's first
     epoch, so that the same search gives the same trials.
     """
@@ -135,7 +136,8 @@ def make_tuner(
     the trial of a worker silent for `$KERAS_MINENT_WORKER_TIMEOUT` seconds
     (default 900) so the search finishes with the remaining workers. Every
     trial is seeded by `trial_seed(seed, trial_id)` (weights, dropout,
-    augmentation) and starts its data at its first epoch; keras-tuner's own
+    augmentation; with `RegularizationHyperModel` also its data order and
+    learning-rate rule) and starts its data at its first epoch; keras-tuner's own
     seed is `oracle_seed(seed)`, so seed 0 is a seed too. With a
     `distribution_strategy` (a `tf.distribute` strategy, e.g.
     `keras_minent.distribute.TrainingCluster.create("gpus").strategy`) every trial is built in its scope.

@@ -14,18 +14,19 @@ import keras
 import keras_tuner
 
 from keras_minent import losses as losses_lib
-from keras_minent import models
 from keras_minent._process_state import kept_process_state
-from keras_minent.datasets.selection import load_data_with_record, models_kwargs
+from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training.config import (
-    PRECISIONS,
     ConfigError,
-    DataOptions,
+    RecipeOptions,
+    TrainConfig,
+    command_line_options,
     option,
 )
 from keras_minent.training.devices import distribution
 from keras_minent.training.files import ResumeError, output_errors, read_json_file, write_json
-from keras_minent.tuning.hypermodel import RegularizationHyperModel
+from keras_minent.training.run import data_entry
+from keras_minent.tuning.hypermodel import RegularizationHyperModel, trial_seed
 from keras_minent.tuning.oracle import OBJECTIVES, TUNERS, make_tuner
 
 
@@ -89,21 +90,23 @@ def plot_objective(rows: list[dict], objective: str, path: str, note: str | None
 
 
 @dataclasses.dataclass
-class TuneConfig(DataOptions):
+class TuneConfig(RecipeOptions):
     """A search of the regularizer weight on EMNIST-Letters (or `dataset`).
 
     Each field's meaning is its help text (`dataclasses.fields(TuneConfig)`),
-    also shown by `python -m keras_minent tune --help`. With
+    also shown by `python -m keras_minent tune --help`. Every trial is a short
+    run of the `train` recipe: the recipe's options (`RecipeOptions`: model,
+    dropout, augmentation, batch size, learning rate and its rule, precision)
+    and the data's are `TrainConfig`'s (`train_config`). With
     `distribute="gpus"` each trial trains on all local GPUs
     (`batch_size` is the global batch); several machines share a search
     through keras-tuner's chief/worker mode instead, one trial per machine
     at a time.
 
     Raises:
-        ConfigError: On an invalid value (fewer than one trial or epoch, a
-            batch size or learning rate that is not positive, a negative
-            seed, an empty weight range), or if `distribute` is not `"none"`
-            or `"gpus"`.
+        ConfigError: On an invalid value (fewer than one trial or epoch, an
+            invalid recipe option as for `TrainConfig`, a negative seed, an
+            empty weight range), or if `distribute` is not `"none"` or `"gpus"`.
     """
 
     tuner: str = option("random", "the search algorithm", choices=TUNERS, group="search")
@@ -125,16 +128,12 @@ class TuneConfig(DataOptions):
     objective: str = option(
         "val_accuracy", "what the search optimizes", choices=tuple(OBJECTIVES), group="search"
     )
-    model: str = option("vgg5", "the network", choices=tuple(models.BUILDERS), group="search")
-    batch_size: int = option(100, "batch size", group="search")
-    learning_rate: float = option(0.005, "Adam's learning rate", group="search")
-    precision: str = option(
-        "auto",
-        "dtype policy of every trial; auto: as for train (see --precision of train)",
-        choices=PRECISIONS,
-        group="run",
+    seed: int = option(
+        0,
+        "seed of the search: the tuner's, and each trial's (trial_seed: its weights, data "
+        "order, augmentation and LR rule; the printed train command carries it)",
+        group="search",
     )
-    seed: int = option(0, "seed of the tuner and the data order", group="search")
     output_dir: str = option(
         "runs/tune", "the search directory (resumable, shared by chief and workers)", group="run"
     )
@@ -150,11 +149,6 @@ class TuneConfig(DataOptions):
         checks = [
             (int(self.trials) >= 1, f"--trials must be >= 1 (got {self.trials})"),
             (int(self.epochs) >= 1, f"--epochs-per-trial must be >= 1 (got {self.epochs})"),
-            (int(self.batch_size) >= 1, f"--batch-size must be >= 1 (got {self.batch_size})"),
-            (
-                math.isfinite(self.learning_rate) and self.learning_rate > 0,
-                f"--learning-rate must be a positive number (got {self.learning_rate})",
-            ),
             (int(self.seed) >= 0, f"--seed must be >= 0 (got {self.seed})"),
             (
                 0 < self.weight_min < self.weight_max and math.isfinite(self.weight_max),
@@ -163,6 +157,7 @@ class TuneConfig(DataOptions):
             ),
             (bool(self.losses), "--losses needs at least one loss"),
             (self.synthetic_size >= 52, "--synthetic-size must be >= 52"),
+            *self.recipe_checks(),
             *self.data_checks(),
         ]
         for ok, message in checks:
@@ -198,6 +193,21 @@ class TuneConfig(DataOptions):
             )
         if refusals:
             raise ConfigError(f"Invalid TuneConfig: {'; '.join(refusals)}.")
+
+    def train_config(self, **changes: Any) -> TrainConfig:
+        """The `TrainConfig` of a trial: this search's data and recipe options, its
+        `epochs` and `distribute`, and `changes` (the trial's loss, weight and seed).
+
+        Args:
+            **changes: `TrainConfig` fields to set.
+
+        Returns:
+            The configuration `train` runs for the same setting (its
+            `output_dir` is `train`'s default).
+        """
+        shared = [f.name for f in dataclasses.fields(RecipeOptions) if f.name != "output_dir"]
+        values = {name: getattr(self, name) for name in (*shared, "epochs", "distribute")}
+        return TrainConfig(**{**values, **changes})
 
 
 class SearchStateError(ResumeError):
@@ -279,12 +289,21 @@ class SearchFailedError(RuntimeError):
 def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None = None) -> dict:
     """Runs (or resumes) a search and writes its report.
 
-    Writes `trials.json`, `best_hyperparameters.json` and `objective.png` to
-    `config.output_dir`, prints the trial table and the command that trains
-    the final model with the best setting.
+    Every trial is a short run of the `train` recipe (`config.train_config`
+    with the trial's loss, weight and seed `trial_seed(config.seed, trial_id)`):
+    the same network, augmentation, batches, learning rate and rule, metrics
+    and precision. Writes `trials.json`, `best_hyperparameters.json` and
+    `objective.png` to `config.output_dir`, prints the trial table and the
+    `train` command of the best setting.
+
+    Args:
+        config: The search.
+        model_builder: Returns the uncompiled network of every trial (float32
+            logits) instead of `config.model`'s builder.
 
     Returns:
-        `{"trials": [...], "best": {...} or None, "failed": [...]}`.
+        `{"trials": [...], "best": {...} or None, "failed": [...], "command": str or None}`
+        (`command`: the `train` command of the best setting, as printed).
 
     Raises:
         SearchFailedError: If any trial failed (the table and keras-tuner's
@@ -298,8 +317,7 @@ def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None =
 
 
 def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None) -> dict:
-    from keras_minent import datasets
-
+    recipe = config.train_config()  # refuses what train would refuse, before any work
     os.makedirs(config.output_dir, exist_ok=True)
     stored = _check_search_config(config)
     # The test split is not used here.
@@ -321,19 +339,14 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         },
     )
     dist = distribution(config.distribute)  # before any other TensorFlow work
-    shape = models_kwargs(record)
-    builder = model_builder or (
-        lambda: models.BUILDERS[config.model](
-            augment=True, synchronized_bn=dist.synchronized_bn, **shape
-        )
-    )
     hypermodel = RegularizationHyperModel(
-        builder,
+        model_builder,
         losses=config.losses,
         weight_range=(config.weight_min, config.weight_max),
-        learning_rate=config.learning_rate,
-        precision=config.precision,
-        batch_size=config.batch_size,
+        recipe=recipe,
+        data=data,
+        data_entry=data_entry(record, data),
+        synchronized_bn=dist.synchronized_bn,
     )
     try:
         tuner = make_tuner(
@@ -352,18 +365,8 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
             f"keras-tuner could not reload the search in {project} ({type(e).__name__}: {e}). "
             f"{_START_OVER}"
         ) from e
-    (x_fit, y_fit), (x_val, y_val) = data["fit"], data["val"]
-    full = config.distribute != "none"  # full batches: each splits evenly across replicas
-    tuner.search(
-        datasets.training_dataset(
-            x_fit, y_fit, config.batch_size, config.seed, config.epochs, drop_remainder=full
-        ),
-        steps_per_epoch=datasets.steps_per_epoch(len(x_fit), config.batch_size, full),
-        validation_data=datasets.evaluation_dataset(x_val, y_val, 1000),
-        epochs=config.epochs,
-        shuffle=False,
-        verbose=config.verbose,
-    )
+    # Each trial trains on `data` as `train` does (the hypermodel's fit).
+    tuner.search(epochs=config.epochs, verbose=config.verbose)
     return report(tuner, config, record)
 
 
@@ -380,17 +383,17 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig, data: dict | None = Non
     if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief" or not hasattr(
         tuner.oracle, "trials"
     ):
-        return {"trials": [], "best": None, "failed": []}
+        return {"trials": [], "best": None, "failed": [], "command": None}
     rows = trial_table(tuner)
     objective = tuner.oracle.objective.name
     out = config.output_dir
     write_json(os.path.join(out, "trials.json"), rows)
     done = [r for r in rows if r["status"] == "COMPLETED" and r[objective] is not None]
-    best = None
+    best = command = None
     note = data_note(config, data)
     if done:
-        best_hp = tuner.get_best_hyperparameters(1)[0].values
-        best = {**best_hp, objective: float(tuner.oracle.get_best_trials(1)[0].score)}
+        best_trial = tuner.oracle.get_best_trials(1)[0]
+        best = {**best_trial.hyperparameters.values, objective: float(best_trial.score)}
         write_json(os.path.join(out, "best_hyperparameters.json"), {**best, "note": note})
         try:  # the results are written: a plot never loses them
             plot_objective(rows, objective, os.path.join(out, "objective.png"), note)
@@ -403,14 +406,15 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig, data: dict | None = Non
         w = "" if r["reg_weight"] is None else f"{r['reg_weight']:.4g}"
         v = "" if r[objective] is None else f"{r[objective]:.4f}"
         print(f"{r['trial']:<6} {r['status']:<10} {r['loss'] or '':<8} {w:>10} {v:>18}")
-    if best:
-        cmd = f"python -m keras_minent train --loss {best['loss']} --model {config.model}"
-        if config.dataset != "emnist_letters":
-            cmd += f" --dataset {config.dataset}"
-        if best.get("reg_weight") is not None and best["loss"] != "ce":
-            cmd += f" --reg-weight {best['reg_weight']:.4g}"
-        cmd += f" --batch-size {config.batch_size} --learning-rate {config.learning_rate}"
-        print(f"\nbest: {best}\ntrain the final model with:\n  {cmd}")
+    trial = best_config(tuner, best_trial) if best else None
+    if trial is not None:
+        # The loss always; every other option where it differs from train's default.
+        options = command_line_options(trial, exclude=("output_dir", "verbose", "epochs", "loss"))
+        command = " ".join(["python -m keras_minent train --loss", trial.loss, *options])
+        print(f"\nbest: {best}\ntrain the final model with:\n  {command}")
+        continued = best_trial.hyperparameters.values.get("tuner/initial_epoch")
+        if tuner.hypermodel.data is not None and not continued:  # trained as train does
+            print(f"(the best trial is this command with --epochs {trial.epochs})")
     failed = [r for r in rows if r["status"] in ("FAILED", "INVALID")]
     if failed:
         raise SearchFailedError(
@@ -418,4 +422,20 @@ def report(tuner: keras_tuner.Tuner, config: TuneConfig, data: dict | None = Non
             "messages above. On the TensorFlow backend keras-tuner needs `tensorboard` "
             "(pip install 'keras-minent[tuning]')."
         )
-    return {"trials": rows, "best": best, "failed": failed}
+    return {"trials": rows, "best": best, "failed": failed, "command": command}
+
+
+def best_config(tuner: keras_tuner.Tuner, trial: Any) -> TrainConfig | None:
+    """The `TrainConfig` that `train` runs for a trial's setting (None for a hypermodel
+    other than `RegularizationHyperModel`): its `trial_config`, with the trial's seed
+    (`trial_seed(seed, trial_id)` under `make_tuner`'s tuners; else the recipe's) and
+    its epochs (hyperband's `tuner/epochs` where set)."""
+    hypermodel = tuner.hypermodel
+    if not isinstance(hypermodel, RegularizationHyperModel):
+        return None
+    seed = None
+    if hasattr(tuner, "search_seed"):  # make_tuner's tuners seed every trial
+        seed = trial_seed(tuner.search_seed, trial.trial_id)
+    config = hypermodel.trial_config(trial.hyperparameters.copy(), seed)
+    epochs = trial.hyperparameters.values.get("tuner/epochs")
+    return config if epochs is None else dataclasses.replace(config, epochs=int(epochs))
