@@ -44,8 +44,8 @@ def _search(out, **kw):
     [
         ("--trials", "0", "--trials must be >= 1"),
         ("--epochs-per-trial", "0", "--epochs-per-trial must be >= 1"),
-        ("--batch-size", "0", "batch_size must be >= 1"),
-        ("--learning-rate", "-1", "learning_rate must be a finite number > 0"),
+        ("--batch-size", "0", "--batch-size must be >= 1"),
+        ("--learning-rate", "-1", "--learning-rate must be a finite number > 0"),
         ("--seed", "-3", "--seed must be >= 0"),
     ],
 )
