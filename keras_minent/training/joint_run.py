@@ -69,13 +69,37 @@ SHARED_OPTIONS = (
 )
 
 
+class MemberState(RunState):
+    """A member's `RunState`, whose epochs the joint run commits together.
+
+    `on_epoch_end` only stages the member's epoch (its stamped files written,
+    its state made, kept in `pending`); `JointCommit` writes the joint commit
+    point, then `complete()` writes the member's `state.json` and publishes
+    its files, as a separate run's `RunState.commit` does in one go.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending: tuple[dict, bool] | None = None
+
+    def commit(self, done: int, improved: bool) -> None:
+        self.pending = (self.stage(done, improved), improved)
+
+    def complete(self) -> None:
+        """After the joint commit point: the member's own commit point and files."""
+        old, improved = self.pending
+        write_json(self.state_path, self.state)
+        self.finish(old, improved)
+        self.pending = None
+
+
 @dataclasses.dataclass
 class Member:
     """One member of a joint run: its configuration, network, rule and run state."""
 
     name: str  # its directory, relative to the joint run's
     config: TrainConfig
-    state: RunState
+    state: MemberState
     rule: PaperLearningRateRule | None
     model: keras.Model | None = None
     output: str = ""  # its output's name in the joint model (`m<k>`)
@@ -138,10 +162,7 @@ class JointCommit(keras.callbacks.Callback):
             m.state.epoch_times[-1] = seconds
         write_joint_state(self.path, epoch + 1, self.members)  # the commit point
         for m in staged:
-            old, improved = m.state.pending
-            write_json(m.state.state_path, m.state.state)
-            m.state.finish(old, improved)
-            m.state.pending = None
+            m.state.complete()
         if all(m.failure is not None for m in self.active):
             self.model.stop_training = True
         if self.verbose:
@@ -357,10 +378,9 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
         rule = None
         if c.lr_rule == "paper":
             rule = PaperLearningRateRule(c.learning_rate, "val_accuracy", seed=c.seed)
-        state = RunState(
+        state = MemberState(
             c.output_dir, "val_accuracy", rule, config=dataclasses.asdict(c), data=provenance
         )
-        state.deferred = True
         members.append(Member(name.replace(os.sep, "/"), c, state, rule))
     for m in members:
         m.failure = failed.get(m.name)
