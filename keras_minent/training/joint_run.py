@@ -27,6 +27,7 @@ from keras_minent import datasets
 from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
 from keras_minent.training import run as run_lib
+from keras_minent.training._keras_private import private_api_refusal
 from keras_minent.training.callbacks import STATE_NAME, PaperLearningRateRule, RunState
 from keras_minent.training.config import ConfigError, TrainConfig
 from keras_minent.training.devices import accelerator, precision_choice, resolve_precision
@@ -270,7 +271,9 @@ def seed_parallel_choice(config: TrainConfig, num_members: int, device: dict) ->
     only on a device kind for which `MEASURED_JOINT_GAIN` holds a measured gain
     above 1 (benchmarks/RESULTS.md section 6), and one after another everywhere
     else. On a CPU the joint step measured 0.71-1.11x; on a GPU it is not
-    measured yet, so `auto` trains one after another there too until it is.
+    measured yet, so `auto` trains one after another there too until it is. On a
+    Keras whose private optimizer APIs differ from those the joint step was
+    checked against (`_keras_private.PRIVATE_APIS`), members never train together.
 
     Raises:
         ConfigError: If `seed_parallel` is on where it cannot apply.
@@ -285,6 +288,8 @@ def seed_parallel_choice(config: TrainConfig, num_members: int, device: dict) ->
         "mixed_float16"
     ):
         refusal = "mixed_float16's loss scale would be shared by the members"
+    else:
+        refusal = private_api_refusal()
     if requested is True and refusal is not None:
         raise ConfigError(
             f"--seed-parallel on cannot apply: {refusal}. Use --seed-parallel off"
@@ -354,6 +359,9 @@ def train_together(
 
 def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tuple:
     _check_shared(configs)
+    refusal = private_api_refusal()
+    if refusal is not None:
+        raise ConfigError(f"The runs cannot train together: {refusal}. Train them one by one.")
     first = configs[0]
     names = [os.path.relpath(c.output_dir, output_dir) for c in configs]
     if len(set(names)) != len(names) or any(n.startswith("..") for n in names):
