@@ -24,34 +24,76 @@ distribution), `callbacks` (learning-rate rule, run state), `reporting`
 commit point).
 """
 
-from keras_minent.datasets.selection import load_data
-from keras_minent.training.callbacks import (
-    PaperLearningRateRule,
-    RunState,
-    get_seed_states,
-    set_seed_states,
-)
-from keras_minent.training.config import (
-    LOSSES,
-    MODELS,
-    OPTIMISTIC_NOTE,
-    PAPER_RESULTS,
-    PRECISIONS,
-    SYNTHETIC_NOTE,
-    ConfigError,
-    DataOptions,
-    TrainConfig,
-)
-from keras_minent.training.devices import accelerator, resolve_precision
-from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError, RunError
-from keras_minent.training.reporting import (
-    plot_curves,
-    print_summary,
-    summarize_seeds,
-    versions,
-)
-from keras_minent.training.run import build_model, train
-from keras_minent.training.seeds import reproduce, train_seeds
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+#: Where each public name lives. They are imported on first use (PEP 562), so that
+#: `keras_minent.training.config` (what the command line builds its options from)
+#: imports without the data pipeline, tensorflow-datasets or plotting.
+_EXPORTS = {
+    "load_data": "keras_minent.datasets.selection",
+    **dict.fromkeys(
+        ("PaperLearningRateRule", "RunState", "get_seed_states", "set_seed_states"),
+        "keras_minent.training.callbacks",
+    ),
+    **dict.fromkeys(
+        (
+            "LOSSES",
+            "MODELS",
+            "OPTIMISTIC_NOTE",
+            "PAPER_RESULTS",
+            "PRECISIONS",
+            "SYNTHETIC_NOTE",
+            "ConfigError",
+            "DataOptions",
+            "TrainConfig",
+        ),
+        "keras_minent.training.config",
+    ),
+    **dict.fromkeys(("accelerator", "resolve_precision"), "keras_minent.training.devices"),
+    **dict.fromkeys(
+        ("NonFiniteLossError", "OutputError", "ResumeError", "RunError"),
+        "keras_minent.training.files",
+    ),
+    **dict.fromkeys(
+        ("plot_curves", "print_summary", "summarize_seeds", "versions"),
+        "keras_minent.training.reporting",
+    ),
+    **dict.fromkeys(("build_model", "train"), "keras_minent.training.run"),
+    **dict.fromkeys(("reproduce", "train_seeds"), "keras_minent.training.seeds"),
+}
+
+if TYPE_CHECKING:
+    from keras_minent.datasets.selection import load_data
+    from keras_minent.training.callbacks import (
+        PaperLearningRateRule,
+        RunState,
+        get_seed_states,
+        set_seed_states,
+    )
+    from keras_minent.training.config import (
+        LOSSES,
+        MODELS,
+        OPTIMISTIC_NOTE,
+        PAPER_RESULTS,
+        PRECISIONS,
+        SYNTHETIC_NOTE,
+        ConfigError,
+        DataOptions,
+        TrainConfig,
+    )
+    from keras_minent.training.devices import accelerator, resolve_precision
+    from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError, RunError
+    from keras_minent.training.reporting import (
+        plot_curves,
+        print_summary,
+        summarize_seeds,
+        versions,
+    )
+    from keras_minent.training.run import build_model, train
+    from keras_minent.training.seeds import reproduce, train_seeds
 
 __all__ = [
     "LOSSES",
@@ -83,3 +125,16 @@ __all__ = [
     "train_seeds",
     "versions",
 ]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:  # a submodule (`from keras_minent.training import joint`) is imported
+        raise AttributeError(f"module 'keras_minent.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
