@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_minent import losses, models
+from keras_minent import _keras_private, losses, models
 from keras_minent.cli import main
 from keras_minent.testing import BACKEND
 from keras_minent.training import (
@@ -27,7 +27,6 @@ from keras_minent.training import (
     ConfigError,
     NonFiniteLossError,
     TrainConfig,
-    _keras_private,
     joint,
     joint_run,
     reproduce,

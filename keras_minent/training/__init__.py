@@ -29,41 +29,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-#: Where each public name lives. They are imported on first use (PEP 562), so that
-#: `keras_minent.training.config` (what the command line builds its options from)
-#: imports without the data pipeline, tensorflow-datasets or plotting.
-_EXPORTS = {
-    "load_data": "keras_minent.datasets.selection",
-    **dict.fromkeys(
-        ("PaperLearningRateRule", "RunState", "get_seed_states", "set_seed_states"),
-        "keras_minent.training.callbacks",
-    ),
-    **dict.fromkeys(
-        (
-            "LOSSES",
-            "MODELS",
-            "OPTIMISTIC_NOTE",
-            "PAPER_RESULTS",
-            "PRECISIONS",
-            "SYNTHETIC_NOTE",
-            "ConfigError",
-            "DataOptions",
-            "TrainConfig",
-        ),
-        "keras_minent.training.config",
-    ),
-    **dict.fromkeys(("accelerator", "resolve_precision"), "keras_minent.training.devices"),
-    **dict.fromkeys(
-        ("NonFiniteLossError", "OutputError", "ResumeError", "RunError"),
-        "keras_minent.training.files",
-    ),
-    **dict.fromkeys(
-        ("plot_curves", "print_summary", "summarize_seeds", "versions"),
-        "keras_minent.training.reporting",
-    ),
-    **dict.fromkeys(("build_model", "train"), "keras_minent.training.run"),
-    **dict.fromkeys(("reproduce", "train_seeds"), "keras_minent.training.seeds"),
-}
+#: The modules of the public names, lightest first: a name is imported on first use
+#: (PEP 562) from the first of them that has it, so that `keras_minent.training.config`
+#: (what the command line builds its options from) imports without the data pipeline,
+#: tensorflow-datasets or plotting. The imports below are for type checkers and docs.
+_MODULES = (
+    "keras_minent.training.config",
+    "keras_minent.training.files",
+    "keras_minent.training.callbacks",
+    "keras_minent.training.devices",
+    "keras_minent.training.reporting",
+    "keras_minent.training.run",
+    "keras_minent.training.seeds",
+    "keras_minent.datasets.selection",
+)
 
 if TYPE_CHECKING:
     from keras_minent.datasets.selection import load_data
@@ -128,12 +107,14 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:  # a submodule (`from keras_minent.training import joint`) is imported
-        raise AttributeError(f"module 'keras_minent.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    if name in __all__:
+        for module in _MODULES:
+            value = getattr(importlib.import_module(module), name, _MODULES)
+            if value is not _MODULES:
+                globals()[name] = value
+                return value
+    # Not a public name: a submodule (`from keras_minent.training import joint`) is imported.
+    raise AttributeError(f"module 'keras_minent.training' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -25,7 +25,7 @@ Why each member behaves exactly as a separate run of the recipe:
 `MemberAdam` uses private Keras optimizer APIs (no public API gives a variable
 its own learning rate or reads Adam's moments): they are listed, with the
 Keras versions they were checked against, in
-`keras_minent.training._keras_private.PRIVATE_APIS`, and checked before a
+`keras_minent._keras_private.PRIVATE_APIS`, and checked before a
 joint run starts.
 
 The run that trains such a program, keeping each member's files and the joint
@@ -41,8 +41,8 @@ import keras
 import numpy as np
 
 from keras_minent import datasets
+from keras_minent._keras_private import torch_fused_adam
 from keras_minent.training import run as run_lib
-from keras_minent.training._keras_private import torch_fused_adam
 from keras_minent.training.config import TrainConfig
 
 

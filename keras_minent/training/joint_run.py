@@ -24,10 +24,10 @@ import keras
 import numpy as np
 
 from keras_minent import datasets
+from keras_minent._keras_private import private_api_refusal
 from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
 from keras_minent.training import run as run_lib
-from keras_minent.training._keras_private import private_api_refusal
 from keras_minent.training.callbacks import STATE_NAME, PaperLearningRateRule, RunState
 from keras_minent.training.config import ConfigError, TrainConfig
 from keras_minent.training.devices import accelerator, precision_choice, resolve_precision

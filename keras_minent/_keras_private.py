@@ -8,13 +8,14 @@ optimizer internals listed in `PRIVATE_APIS`. `check_private_apis()` checks
 them (they exist, the methods take the parameters listed, the slot lists
 hold one entry per variable) before a joint run starts; on a Keras where one
 differs, `--seed-parallel on` is refused with the API's name and `auto` trains
-one run after another.
+one run after another. `signature_problem` also checks the functions of Keras's
+TensorFlow trainer that `keras_minent._keras_tf_trainer_fix` corrects.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -151,17 +152,33 @@ def private_api_problems(optimizer_class: type | None = None) -> list[str]:
             if problem is not None:
                 problems.append(f"{qualified} {problem}")
             continue
-        method = getattr(owner, api.name, None)
-        if method is None:
-            problems.append(f"{qualified} is missing")
-            continue
-        try:
-            found = tuple(inspect.signature(method).parameters)
-        except (TypeError, ValueError):
-            found = None
-        if found != api.params:
-            problems.append(f"{qualified} takes {found or '(?)'} instead of {api.params}")
+        problem = signature_problem(qualified, getattr(owner, api.name, None), api.params)
+        if problem is not None:
+            problems.append(problem)
     return problems
+
+
+def signature_problem(qualified: str, function: Any, params: tuple[str, ...]) -> str | None:
+    """What differs in a private Keras function from the one a caller was written for.
+
+    Args:
+        qualified: The function's name in the message (`Owner.name`).
+        function: The function or method found, or None where there is none.
+        params: The parameter names the caller expects.
+
+    Returns:
+        `"<qualified> is missing"`, `"<qualified> takes (...) instead of (...)"`,
+        or None if it takes `params`.
+    """
+    if function is None:
+        return f"{qualified} is missing"
+    try:
+        found = tuple(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        found = None
+    if found != params:
+        return f"{qualified} takes {found or '(?)'} instead of {params}"
+    return None
 
 
 def private_api_refusal(optimizer_class: type | None = None) -> str | None:
