@@ -24,9 +24,9 @@ module goes away.
 
 from __future__ import annotations
 
-import inspect
-
 import keras
+
+from keras_minent._keras_private import signature_problem
 
 #: The Keras versions this correction was written for and tested with.
 SUPPORTED_KERAS = "3.15 (tested: 3.15.1)"
@@ -62,16 +62,9 @@ def check_keras(tf_trainer=None) -> None:
     for (owner, name), params in EXPECTED.items():
         where = getattr(tf_trainer, owner, None) if owner else tf_trainer
         qualified = f"{owner}.{name}" if owner else name
-        fn = getattr(where, name, None)
-        if fn is None:
-            problems.append(f"{qualified} is missing")
-            continue
-        try:
-            found = tuple(inspect.signature(fn).parameters)
-        except (TypeError, ValueError):
-            found = None
-        if found != params:
-            problems.append(f"{qualified}{found or '(?)'} instead of {qualified}{params}")
+        problem = signature_problem(qualified, getattr(where, name, None), params)
+        if problem is not None:
+            problems.append(problem)
     if problems:
         raise UnsupportedKerasError(
             f"keras_minent's correction of Keras's TensorFlow trainer (keras-team/keras#20585), "

@@ -166,9 +166,16 @@ def _seeds_option(group) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_tune: bool = True) -> argparse.ArgumentParser:
+    """The command line's parser.
+
+    Args:
+        with_tune: Whether `tune` gets its options, which imports the tuning
+            modules (keras-tuner, scikit-learn); without them `tune` is only
+            listed. `main` builds them only to run or describe `tune`.
+    """
     import keras_minent
-    from keras_minent.training import TrainConfig
+    from keras_minent.training.config import TrainConfig
 
     parser = Parser(
         prog="keras-minent",
@@ -195,14 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _seeds_option(groups["recipe"])
     help_ = "KerasTuner search of the regularizer weight (resumable)"
-    try:
-        from keras_minent.tuning import TuneConfig
-    except ImportError:  # no keras-tuner: `tune` says so when it runs
-        tune = sub.add_parser("tune", help=help_ + "; needs keras-tuner")
+    tune_config = None
+    if with_tune:
+        try:
+            from keras_minent.tuning import TuneConfig as tune_config
+        except ImportError:  # no keras-tuner: `tune` says so when it runs
+            help_ += "; needs keras-tuner"
+    if tune_config is None:
+        tune = sub.add_parser("tune", help=help_)
         tune.add_argument("options", nargs=argparse.REMAINDER)
     else:
-        add_options(sub.add_parser("tune", help=help_), TuneConfig, TUNE_GROUPS)
-    from keras_minent.training.evaluation import EvaluateConfig
+        add_options(sub.add_parser("tune", help=help_), tune_config, TUNE_GROUPS)
+    from keras_minent.training.config import EvaluateConfig
 
     evaluate = sub.add_parser(
         "evaluate",
@@ -255,25 +266,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    if (sys.argv[1:] if argv is None else argv)[:1] == ["tune"]:
+    tune = (sys.argv[1:] if argv is None else argv)[:1] == ["tune"]
+    if tune:
         from keras_minent._plotting import require
 
         require("keras_tuner", "tuning", "The tune command")
-    args = build_parser().parse_args(argv)
+    # Help, --version and argument errors need nothing beyond `import keras_minent`:
+    # the modules that train (data, tfds, plotting) and tune are imported below.
+    args = build_parser(with_tune=tune).parse_args(argv)
     from keras_minent.datasets.idx import DataError
     from keras_minent.distribute import EXIT_PEER_LOST, PeerLostError
-    from keras_minent.training import ConfigError, TrainConfig, reproduce, train, train_seeds
+    from keras_minent.training.config import ConfigError, TrainConfig
     from keras_minent.training.files import RunError
 
     try:
         if args.command == "tune":
             return _tune(args)
         if args.command == "evaluate":
-            from keras_minent.training.evaluation import EvaluateConfig, evaluate
+            from keras_minent.training.config import EvaluateConfig
+            from keras_minent.training.evaluation import evaluate
 
             evaluate(options_to_config(EvaluateConfig, args))
             return 0
-        config = options_to_config(TrainConfig, args)
+        config = options_to_config(TrainConfig, args)  # refused before the training modules load
+        from keras_minent.training import reproduce, train, train_seeds
+
         if args.command == "reproduce":
             reproduce(config, args.seeds)
         elif args.seeds > 1 or config.seed_parallel is True:

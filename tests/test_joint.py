@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_minent import losses, models
+from keras_minent import _keras_private, losses, models
 from keras_minent.cli import main
 from keras_minent.testing import BACKEND
 from keras_minent.training import (
@@ -200,6 +200,58 @@ def test_refusals_and_the_automatic_choice(tmp_path):
         joint_run.seed_parallel_choice(on, 1, gpu)
     with pytest.raises(ConfigError, match="--seed-parallel must be auto, on or off"):
         TrainConfig(output_dir=str(tmp_path), seed_parallel="sometimes")
+
+
+class _ChangedIndex(keras.optimizers.Adam):
+    """An Adam whose `_get_variable_index` takes another parameter."""
+
+    def _get_variable_index(self, variable, strict=True):
+        return super()._get_variable_index(variable)
+
+
+class _NoMomentums(keras.optimizers.Adam):
+    """An Adam without `_momentums` once built."""
+
+    def build(self, var_list):
+        super().build(var_list)
+        del self._momentums
+
+
+@pytest.mark.backend_matrix
+def test_the_private_keras_apis_are_checked():
+    """The installed Keras has the private APIs the joint step uses; a Keras where one
+    is missing or takes other parameters is named."""
+    assert _keras_private.private_api_problems() == []
+    assert _keras_private.private_api_refusal() is None
+    changed = _keras_private.private_api_problems(_ChangedIndex)
+    assert changed == [
+        "keras.optimizers.Adam._get_variable_index takes ('self', 'variable', 'strict') "
+        "instead of ('self', 'variable')"
+    ]
+    assert _keras_private.private_api_problems(_NoMomentums) == [
+        "keras.optimizers.Adam._momentums is missing"
+    ]
+
+
+def test_a_keras_with_other_private_apis_refuses_to_train_together(tmp_path, monkeypatch, capsys):
+    """`--seed-parallel on` is refused in one line naming the API, the Keras found and the
+    versions checked; `auto` then trains one after another even where it measured a gain."""
+    changed = _keras_private.PrivateApi(
+        "keras.optimizers.Adam", "_var_key", ("self", "variable", "extra"), "a changed API"
+    )
+    monkeypatch.setattr(_keras_private, "PRIVATE_APIS", (changed,))
+    argv = ["train", *CLI_SMALL, "--seeds", "2", "--seed-parallel", "on"]
+    assert main([*argv, "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("keras-minent: error: --seed-parallel on cannot apply: ")
+    for part in ("Adam._var_key", f"Keras {keras.__version__}", "3.10.0 to 3.15.1", "off"):
+        assert part in err
+    assert not os.listdir(tmp_path)  # refused before anything was written
+    monkeypatch.setitem(joint_run.MEASURED_JOINT_GAIN, "cpu", (2.0, "a measurement"))
+    cpu = {"kind": "cpu", "name": "x", "capability": None}
+    auto = joint_run.seed_parallel_choice(TrainConfig(output_dir=str(tmp_path)), 2, cpu)
+    assert auto["joint"] is False and "Adam._var_key" in auto["reason"]
 
 
 @pytest.fixture(scope="module")

@@ -26,37 +26,61 @@ commit point), `seed_plots` (`seeds.png`, `reproduce.png`), `evaluation` (`evalu
 a model file or the paper's checkpoint on the test split).
 """
 
-from keras_minent.datasets.selection import load_data
-from keras_minent.training.callbacks import (
-    PaperLearningRateRule,
-    RunState,
-    get_seed_states,
-    set_seed_states,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+#: The modules of the public names, lightest first: a name is imported on first use
+#: (PEP 562) from the first of them that has it, so that `keras_minent.training.config`
+#: (what the command line builds its options from) imports without the data pipeline,
+#: tensorflow-datasets or plotting. The imports below are for type checkers and docs.
+_MODULES = (
+    "keras_minent.training.config",
+    "keras_minent.training.files",
+    "keras_minent.training.callbacks",
+    "keras_minent.training.devices",
+    "keras_minent.training.reporting",
+    "keras_minent.training.recipe",
+    "keras_minent.training.run",
+    "keras_minent.training.evaluation",
+    "keras_minent.training.seeds",
+    "keras_minent.datasets.selection",
 )
-from keras_minent.training.config import (
-    LOSSES,
-    MODELS,
-    OPTIMISTIC_NOTE,
-    PAPER_RESULTS,
-    PRECISIONS,
-    SYNTHETIC_NOTE,
-    ConfigError,
-    DataOptions,
-    RecipeOptions,
-    TrainConfig,
-)
-from keras_minent.training.devices import accelerator, resolve_precision
-from keras_minent.training.evaluation import EvaluateConfig, evaluate
-from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError, RunError
-from keras_minent.training.recipe import Recipe, build_model, build_recipe
-from keras_minent.training.reporting import (
-    plot_curves,
-    print_summary,
-    summarize_seeds,
-    versions,
-)
-from keras_minent.training.run import train
-from keras_minent.training.seeds import reproduce, train_seeds
+
+if TYPE_CHECKING:
+    from keras_minent.datasets.selection import load_data
+    from keras_minent.training.callbacks import (
+        PaperLearningRateRule,
+        RunState,
+        get_seed_states,
+        set_seed_states,
+    )
+    from keras_minent.training.config import (
+        LOSSES,
+        MODELS,
+        OPTIMISTIC_NOTE,
+        PAPER_RESULTS,
+        PRECISIONS,
+        SYNTHETIC_NOTE,
+        ConfigError,
+        DataOptions,
+        EvaluateConfig,
+        RecipeOptions,
+        TrainConfig,
+    )
+    from keras_minent.training.devices import accelerator, resolve_precision
+    from keras_minent.training.evaluation import evaluate
+    from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError, RunError
+    from keras_minent.training.recipe import Recipe, build_model, build_recipe
+    from keras_minent.training.reporting import (
+        plot_curves,
+        print_summary,
+        summarize_seeds,
+        versions,
+    )
+    from keras_minent.training.run import train
+    from keras_minent.training.seeds import reproduce, train_seeds
 
 __all__ = [
     "LOSSES",
@@ -93,3 +117,18 @@ __all__ = [
     "train_seeds",
     "versions",
 ]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        for module in _MODULES:
+            value = getattr(importlib.import_module(module), name, _MODULES)
+            if value is not _MODULES:
+                globals()[name] = value
+                return value
+    # Not a public name: a submodule (`from keras_minent.training import joint`) is imported.
+    raise AttributeError(f"module 'keras_minent.training' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -208,10 +208,6 @@ class RunState(keras.callbacks.Callback):
         self._state: dict = {}
         self._seed_states: list | None = None
         self._t0 = 0.0
-        #: Set by a joint run (`keras_minent.training.joint`): `on_epoch_end` only stages
-        #: the epoch (`pending`), and the joint run commits every member at once.
-        self.deferred = False
-        self.pending: tuple[dict, bool] | None = None
         state = read_state(output_dir)
         if state is not None:
             self._restore_state(state)
@@ -359,12 +355,10 @@ class RunState(keras.callbacks.Callback):
                         self.model.save(os.path.join(scratch, name))
                     get_seed_states(self.model)
             return
-        if self.deferred:  # a joint run commits all its members at once
-            self.pending = (self.stage(epoch + 1, improved), improved)
-            return
-        self._commit(epoch + 1, improved)
+        self.commit(epoch + 1, improved)
 
-    def _commit(self, done: int, improved: bool) -> None:
+    def commit(self, done: int, improved: bool) -> None:
+        """Commits epoch `done`: `stage`, then `state.json` (the commit point), then `finish`."""
         old = self.stage(done, improved)
         write_json(self.state_path, self._state)  # the commit point
         self.finish(old, improved)

@@ -448,3 +448,32 @@ class TrainConfig(RecipeOptions):
             ce_log_base=self.ce_log_base,
             **common,
         )
+
+
+@dataclasses.dataclass
+class EvaluateConfig(DataOptions):
+    """What `evaluate` evaluates, on which data, and where its outputs go.
+
+    Raises:
+        ConfigError: On an invalid value.
+    """
+
+    checkpoint: str | None = option(
+        None,
+        "the model (required): a .keras file this package wrote, a paper .pt checkpoint, or "
+        "paper:min_ent / paper:mix_ent / paper:ce (downloaded into DATA_DIR/paper_checkpoints "
+        "and verified by its git blob id)",
+        group="model",
+        type=str,
+        metavar="PATH",
+    )
+
+    def __post_init__(self):
+        checks = [
+            (bool(self.checkpoint), "--checkpoint is required (a .keras, a .pt or paper:NAME)"),
+            (self.max_train_examples is None, "evaluate uses no training examples"),
+            *self.data_checks(),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"Invalid EvaluateConfig: {message}.")

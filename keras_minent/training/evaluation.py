@@ -16,7 +16,6 @@ letter).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from typing import Any
@@ -28,38 +27,9 @@ from keras_minent import calibration, paper_checkpoint, paper_files
 from keras_minent.datasets import idx, sources
 from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
-from keras_minent.training.config import ConfigError, DataOptions, option
+from keras_minent.training.config import ConfigError, EvaluateConfig
 from keras_minent.training.files import output_errors, write_json
 from keras_minent.training.run import data_entry
-
-
-@dataclasses.dataclass
-class EvaluateConfig(DataOptions):
-    """What `evaluate` evaluates, on which data, and where its outputs go.
-
-    Raises:
-        ConfigError: On an invalid value.
-    """
-
-    checkpoint: str | None = option(
-        None,
-        "the model (required): a .keras file this package wrote, a paper .pt checkpoint, or "
-        "paper:min_ent / paper:mix_ent / paper:ce (downloaded into DATA_DIR/paper_checkpoints "
-        "and verified by its git blob id)",
-        group="model",
-        type=str,
-        metavar="PATH",
-    )
-
-    def __post_init__(self):
-        checks = [
-            (bool(self.checkpoint), "--checkpoint is required (a .keras, a .pt or paper:NAME)"),
-            (self.max_train_examples is None, "evaluate uses no training examples"),
-            *self.data_checks(),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"Invalid EvaluateConfig: {message}.")
 
 
 def _load_model(config: EvaluateConfig) -> tuple[keras.Model, dict[str, Any]]:

@@ -22,6 +22,12 @@ Why each member behaves exactly as a separate run of the recipe:
 * no loss scaling: `mixed_float16` (one dynamic loss scale for all members) is
   refused; float32 and mixed_bfloat16 need none.
 
+`MemberAdam` uses private Keras optimizer APIs (no public API gives a variable
+its own learning rate or reads Adam's moments): they are listed, with the
+Keras versions they were checked against, in
+`keras_minent._keras_private.PRIVATE_APIS`, and checked before a
+joint run starts.
+
 The run that trains such a program, keeping each member's files and the joint
 commit point, is `keras_minent.training.joint_run`.
 """
@@ -35,6 +41,7 @@ import keras
 import numpy as np
 
 from keras_minent import datasets
+from keras_minent._keras_private import torch_fused_adam
 from keras_minent.training import recipe
 from keras_minent.training.config import TrainConfig
 
@@ -88,16 +95,15 @@ class MemberAdam(keras.optimizers.Adam):
         unowned = [v.path for v in var_list if self._var_key(v) not in member_of]
         if unowned:
             raise ValueError(f"Variables of no member: {unowned[:3]}")
-        with keras.name_scope(self.name, caller=self):
-            self.member_rates = [
-                self.add_variable(
-                    (), initializer=keras.initializers.Constant(rate), name=f"member_rate_{k}"
-                )
-                for k, rate in enumerate(self._initial_rates)
-            ]
+        self.member_rates = [
+            self.add_variable(
+                (), initializer=keras.initializers.Constant(rate), name=f"member_rate_{k}"
+            )
+            for k, rate in enumerate(self._initial_rates)
+        ]
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        fused = _torch_fused_adam()
+        fused = torch_fused_adam()
         if fused is None:
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
         # On PyTorch a separate run's Adam is Keras's fused (`torch._foreach`) update:
@@ -151,18 +157,6 @@ class _Member(keras.layers.Layer):
     @property
     def metrics(self):
         return []  # the network's own compiled metrics are not the joint model's
-
-
-def _torch_fused_adam():
-    """Keras's fused PyTorch Adam update (a private function), or None off PyTorch or
-    where this Keras has none (then Keras's per-variable update is used)."""
-    if keras.backend.backend() != "torch":
-        return None
-    try:
-        from keras.src.backend.torch.optimizers.torch_adam import Adam
-    except ImportError:
-        return None
-    return getattr(Adam, "_parallel_update_step", None)
 
 
 def joint_model(members: Sequence[keras.Model], names: Sequence[str]) -> keras.Model:

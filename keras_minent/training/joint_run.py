@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from keras_minent import datasets
+from keras_minent._keras_private import private_api_refusal
 from keras_minent._process_state import kept_process_state
 from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
@@ -73,13 +74,37 @@ SHARED_OPTIONS = (
 )
 
 
+class MemberState(RunState):
+    """A member's `RunState`, whose epochs the joint run commits together.
+
+    `on_epoch_end` only stages the member's epoch (its stamped files written,
+    its state made, kept in `pending`); `JointCommit` writes the joint commit
+    point, then `complete()` writes the member's `state.json` and publishes
+    its files, as a separate run's `RunState.commit` does in one go.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending: tuple[dict, bool] | None = None
+
+    def commit(self, done: int, improved: bool) -> None:
+        self.pending = (self.stage(done, improved), improved)
+
+    def complete(self) -> None:
+        """After the joint commit point: the member's own commit point and files."""
+        old, improved = self.pending
+        write_json(self.state_path, self.state)
+        self.finish(old, improved)
+        self.pending = None
+
+
 @dataclasses.dataclass
 class Member:
     """One member of a joint run: its configuration, network, rule and run state."""
 
     name: str  # its directory, relative to the joint run's
     config: TrainConfig
-    state: RunState
+    state: MemberState
     rule: PaperLearningRateRule | None
     model: keras.Model | None = None
     output: str = ""  # its output's name in the joint model (`m<k>`)
@@ -142,10 +167,7 @@ class JointCommit(keras.callbacks.Callback):
             m.state.epoch_times[-1] = seconds
         write_joint_state(self.path, epoch + 1, self.members)  # the commit point
         for m in staged:
-            old, improved = m.state.pending
-            write_json(m.state.state_path, m.state.state)
-            m.state.finish(old, improved)
-            m.state.pending = None
+            m.state.complete()
         if all(m.failure is not None for m in self.active):
             self.model.stop_training = True
         if self.verbose:
@@ -260,7 +282,9 @@ def seed_parallel_choice(config: TrainConfig, num_members: int, device: dict) ->
     only on a device kind for which `MEASURED_JOINT_GAIN` holds a measured gain
     above 1 (benchmarks/RESULTS.md section 6), and one after another everywhere
     else. On a CPU the joint step measured 0.71-1.11x; on a GPU it is not
-    measured yet, so `auto` trains one after another there too until it is.
+    measured yet, so `auto` trains one after another there too until it is. On a
+    Keras whose private optimizer APIs differ from those the joint step was
+    checked against (`_keras_private.PRIVATE_APIS`), members never train together.
 
     Raises:
         ConfigError: If `seed_parallel` is on where it cannot apply.
@@ -275,6 +299,8 @@ def seed_parallel_choice(config: TrainConfig, num_members: int, device: dict) ->
         "mixed_float16"
     ):
         refusal = "mixed_float16's loss scale would be shared by the members"
+    else:
+        refusal = private_api_refusal()
     if requested is True and refusal is not None:
         raise ConfigError(
             f"--seed-parallel on cannot apply: {refusal}. Use --seed-parallel off"
@@ -341,6 +367,9 @@ def train_together(
 
 def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tuple:
     _check_shared(configs)
+    refusal = private_api_refusal()
+    if refusal is not None:
+        raise ConfigError(f"The runs cannot train together: {refusal}. Train them one by one.")
     first = configs[0]
     names = [os.path.relpath(c.output_dir, output_dir) for c in configs]
     if len(set(names)) != len(names) or any(n.startswith("..") for n in names):
@@ -365,10 +394,9 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
     members = []
     for name, c in zip(names, configs):
         rule = learning_rate_rule(c)
-        state = RunState(
+        state = MemberState(
             c.output_dir, MONITOR, rule, config=dataclasses.asdict(c), data=provenance
         )
-        state.deferred = True
         members.append(Member(name.replace(os.sep, "/"), c, state, rule))
     for m in members:
         m.failure = failed.get(m.name)
