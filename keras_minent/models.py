@@ -29,6 +29,11 @@ from keras_minent._augmentation import (  # noqa: F401 - public here
 MEAN = 0.1307
 STD = 0.3081
 
+#: Outputs of the author's models (`train --head paper`, the paper's checkpoints):
+#: torchvision's EMNIST label ids, letters are 1..26.
+PAPER_OUTPUTS = 62
+#: The outputs that are EMNIST-Letters' classes, as this package's labels 0..25.
+LETTER_OUTPUTS = slice(1, 27)
 #: Output channels of the 3x3 convolutions of the four blocks.
 BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (256, 256, 256))
 _BN = {"momentum": 0.9, "epsilon": 1e-5}

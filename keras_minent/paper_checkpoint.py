@@ -40,11 +40,8 @@ import numpy as np
 from keras_minent import models
 from keras_minent._plotting import require
 from keras_minent.datasets.idx import DataError
+from keras_minent.models import LETTER_OUTPUTS, PAPER_OUTPUTS
 
-#: Outputs of the author's models: torchvision's EMNIST label ids (letters are 1..26).
-PAPER_OUTPUTS = 62
-#: The outputs that are EMNIST-Letters' classes, as this package's labels 0..25.
-LETTER_OUTPUTS = slice(1, 27)
 #: The author's architectures by the name of this package's builder.
 ARCHITECTURES = ("vgg5", "spinal_vgg5")
 

@@ -70,6 +70,7 @@ def write_emnist_dir(directory, images, labels) -> str:
 
 
 def _evaluate(tmp_path, checkpoint, idx_dir, out="eval", *extra) -> dict:
+    (tmp_path / "data").mkdir(exist_ok=True)  # --data-dir must exist
     argv = ["evaluate", "--checkpoint", str(checkpoint), "--idx-dir", idx_dir]
     argv += ["--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / out)]
     assert main([*argv, *extra]) == 0

@@ -17,7 +17,7 @@ import keras
 
 from keras_minent import losses as losses_lib
 from keras_minent import models
-from keras_minent.paper_checkpoint import PAPER_OUTPUTS
+from keras_minent.models import PAPER_OUTPUTS
 
 LOSSES = losses_lib.LOSS_NAMES
 MODELS = models.BUILDERS
