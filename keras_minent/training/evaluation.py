@@ -30,7 +30,6 @@ from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
 from keras_minent.training.config import ConfigError, DataOptions, option
 from keras_minent.training.files import output_errors, write_json
-from keras_minent.training.run import data_entry
 
 
 @dataclasses.dataclass
@@ -167,20 +166,22 @@ def _evaluate(config: EvaluateConfig) -> dict[str, Any]:
     os.makedirs(config.output_dir, exist_ok=True)
     data, record = load_data_with_record(config, roles=("test",))
     images, labels = data["test"]
-    num_classes = int(record.get("num_classes", 26))
+    num_classes = record.num_classes
     shape = tuple(model.input_shape[1:])
     if shape != tuple(images.shape[1:]):
         raise ConfigError(
             f"--checkpoint {config.checkpoint} takes images of shape {shape}; the data's are "
             f"{tuple(images.shape[1:])}."
         )
+    entry = record.to_json()
     read = readout(_logits(model, images), labels, num_classes)
     logits = read.pop("logits")
     p, n = float(np.mean(logits.argmax(-1) == labels)), len(labels)
     results = {
-        "note": reporting.note(config, record),
+        # the note names the data by their source, not the entry's description
+        "note": reporting.note(config, {**entry, "description": None}),
         **info,
-        "data": data_entry(record, data),
+        "data": entry,
         "num_examples": n,
         "test_accuracy": p,
         "test_accuracy_se": math.sqrt(p * (1 - p) / n),

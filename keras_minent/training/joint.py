@@ -265,7 +265,7 @@ def build_members(
 ) -> list[keras.Model]:
     """Each configuration's network, built and compiled as its separate run builds it
     (after `keras.utils.set_random_seed(seed)`, for the data of `data`, the run's
-    `data_entry`), its variables under the name `m<k>`."""
+    `data` entry, `DataRecord.to_json`), its variables under the name `m<k>`."""
     networks = []
     for k, c in enumerate(configs):
         keras.utils.set_random_seed(c.seed)

@@ -12,7 +12,10 @@ import keras
 
 from keras_minent import datasets
 from keras_minent._process_state import kept_process_state
-from keras_minent.datasets import sources
+from keras_minent.datasets.data_record import (  # noqa: F401 - DATA_ENTRY_FIELDS public here too
+    DATA_ENTRY_FIELDS,
+    DataRecord,
+)
 from keras_minent.datasets.selection import load_data_with_record, models_kwargs
 from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
 from keras_minent.training import reporting
@@ -105,7 +108,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     keras.config.set_dtype_policy(precision)
     data, record = _load_data_chief_first(config, dist)
     data = head_labels(config, data)
-    provenance = data_entry(record, data)
+    provenance = record.to_json()
     monitor = "val_accuracy"
     lr_rule = None
     if config.lr_rule == "paper":
@@ -142,46 +145,6 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     return reporting.report_run(
         reporting.FinishedRun(config, state, data, wall, precision, device, provenance)
     )
-
-
-#: Fields of a data record copied into the `data` entry where the record has them.
-DATA_ENTRY_FIELDS = (
-    "dataset",
-    "kind",
-    "name",
-    "version",
-    "layout",
-    "files_sha256",
-    "files_list_sha256",
-    "num_files",
-    "test_split",
-    "counts",
-    "num_classes",
-    "input_shape",
-    "label_mapping",
-    "class_names",
-    "normalization",
-    "limits",
-)
-
-
-def data_entry(record: dict, data: dict) -> dict[str, Any]:
-    """The `data` entry of `state.json` and `results.json`: where the data came from
-    (name or path, version or files' SHA-256, the official split's `counts`, the
-    run's `num_examples`, `num_classes`, `input_shape`, `label_mapping`, the
-    input `normalization` and any `limits`). `verified` is None for data
-    other than EMNIST-Letters (nothing to verify them against)."""
-    verified = record.get("verified")
-    return {
-        "source": record.get("source"),
-        "verified": None if verified is None else bool(verified),
-        "location": record.get("location"),
-        "description": sources.describe(record),
-        "fingerprint": record.get("fingerprint"),
-        "arrays_sha256": record.get("arrays_sha256"),
-        "num_examples": {role: int(len(y)) for role, (_, y) in data.items()},
-        **{k: record[k] for k in DATA_ENTRY_FIELDS if k in record},
-    }
 
 
 def claim_output_dir(config: TrainConfig) -> None:
@@ -264,7 +227,7 @@ def refuse_linked_dirs(root: str, directories: list[str]) -> None:
                 )
 
 
-def _load_data_chief_first(config: TrainConfig, dist) -> tuple[dict, dict]:
+def _load_data_chief_first(config: TrainConfig, dist) -> tuple[dict, DataRecord]:
     """The run's arrays. Processes may share the data and output directories:
     the chief prepares (downloads, converts, generates) the data first."""
     if dist.is_chief:
@@ -286,11 +249,14 @@ def _check_same_start(dist, initial_epoch: int, out: str) -> None:
 
 
 def build_model(
-    config: TrainConfig, device: dict, synchronized_bn: bool = False, data: dict | None = None
+    config: TrainConfig,
+    device: dict,
+    synchronized_bn: bool = False,
+    data: DataRecord | dict | None = None,
 ) -> keras.Model:
     """The configured model, compiled (a resumed run's `RunState` restores its state).
 
-    `data` (the run's `data_entry`) gives the input shape, the number of
+    `data` (the run's `DataRecord` or its `data` entry) gives the input shape, the number of
     classes and the normalisation; without it, EMNIST-Letters'. `head="paper"`
     gives it the paper's 62 outputs (`head_labels`).
     """

@@ -305,10 +305,10 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
     # The test split is not used here.
     data, record = load_data_with_record(config, roles=("fit", "val"))
     then = (stored or {}).get("data_fingerprint")
-    if then is not None and then != record["fingerprint"]:
+    if then is not None and then != record.fingerprint:
         raise SearchStateError(
             f"{config.output_dir} holds a search on other data (fingerprint {then[:12]}...; "
-            f"now {record['fingerprint'][:12]}..., {record.get('source')}). {_START_OVER}"
+            f"now {record.fingerprint[:12]}..., {record.source}). {_START_OVER}"
         )
     project = os.path.join(config.output_dir, PROJECT_NAME)
     _check_tuner_files(project)
@@ -316,8 +316,8 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         os.path.join(config.output_dir, SEARCH_CONFIG_NAME),
         {
             "config": _jsonable_config(config),
-            "data_fingerprint": record["fingerprint"],
-            "data_source": record.get("source"),
+            "data_fingerprint": record.fingerprint,
+            "data_source": record.source,
         },
     )
     dist = distribution(config.distribute)  # before any other TensorFlow work
