@@ -191,7 +191,7 @@ def _evaluate(config: EvaluateConfig) -> dict[str, Any]:
         "test_nll": calibration.nll(logits, labels),
         "versions": reporting.versions(),
     }
-    if info["kind"] == "paper" and record.get("kind") == sources.EMNIST_LETTERS:
+    if info["kind"] == "paper" and record.kind == sources.EMNIST_LETTERS:
         reported = {f: acc for f, _, acc in paper_files.PAPER_FILES.values()}
         results["paper_reported_accuracy"] = reported.get(os.path.basename(info["path"]))
     out = config.output_dir

@@ -364,7 +364,8 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         shuffle=False,
         verbose=config.verbose,
     )
-    return report(tuner, config, record)
+    # the note names the data by their source, not the entry's description
+    return report(tuner, config, {**record.to_json(), "description": None})
 
 
 def report(tuner: keras_tuner.Tuner, config: TuneConfig, data: dict | None = None) -> dict:
