@@ -245,6 +245,34 @@ def check_loader(loader: str | None) -> str:
     return loader
 
 
+def load_official(
+    data_dir: str | os.PathLike | None = None,
+    idx_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    loader: str | None = None,
+) -> tuple[dict, dict]:
+    """Both official splits and the provenance record, each split read once.
+
+    Args:
+        data_dir: As `load_arrays`.
+        idx_dir: As `load_arrays`.
+        download: As `load_arrays`.
+        loader: As `load_arrays`.
+
+    Returns:
+        `({"train": (images, labels), "test": (images, labels)}, record)`.
+
+    Raises:
+        EmnistDataError: If the data cannot be found or is corrupt.
+    """
+    loader = check_loader(loader)
+    if loader == "numpy":
+        return arrays_lib.prepared(data_dir, idx_dir, download)
+    record = tfds_record(data_dir, idx_dir, download)
+    official = {s: tfds_split(s, data_dir, None, download) for s in ("train", "test")}
+    return official, record
+
+
 def load_arrays_with_info(
     split: str = "train",
     data_dir: str | os.PathLike | None = None,

@@ -115,7 +115,7 @@ def load_data_with_record(
             record = records.make_record(official, source)
         else:
             check_data_dir(config.data_dir)
-            official, record = _official(data_dir, idx_dir, download, loader)
+            official, record = emnist.load_official(data_dir, idx_dir, download, loader)
         record = sources.emnist_record(record)
     else:
         check_data_dir(config.data_dir)
@@ -180,16 +180,6 @@ def _normalization(record: dict, fit_images: np.ndarray) -> dict:
         "source": f"computed on the fit split ({len(fit_images)} images, after the validation "
         "carve-out and --max-train-examples), per channel in the [0, 1] scale",
     }
-
-
-def _official(data_dir, idx_dir, download, loader) -> tuple[dict, dict]:
-    """`({"train": (x, y), "test": (x, y)}, record)`, each split read once."""
-    loader = emnist.check_loader(loader)
-    if loader == "numpy":
-        return arrays.prepared(data_dir, idx_dir, download)
-    record = emnist.tfds_record(data_dir, idx_dir, download)
-    official = {s: emnist.tfds_split(s, data_dir, None, download) for s in ("train", "test")}
-    return official, record
 
 
 def _check_labels(role: str, images: np.ndarray, labels: np.ndarray, record: dict) -> None:
