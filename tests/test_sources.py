@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 
 import numpy as np
 import pytest
 
 from keras_minent.datasets import emnist, folders, idx, local, sources
+from keras_minent.datasets.data_record import DataRecord
 from keras_minent.datasets.idx import DataError, EmnistDataError
 from keras_minent.datasets.selection import load_data_with_record, models_kwargs
 from keras_minent.testing import requires_tf
@@ -47,8 +49,8 @@ def config(dataset, tmp_path, **kw):
 
 
 def check_common(data, record, n_train, n_test, k, shape):
-    assert record["counts"] == {"train": n_train, "test": n_test}
-    assert record["num_classes"] == k and record["input_shape"] == list(shape)
+    assert record.counts == {"train": n_train, "test": n_test}
+    assert record.num_classes == k and record.input_shape == tuple(shape)
     n_val = int(round(n_train / 12))
     assert {r: len(y) for r, (_, y) in data.items()} == {
         "fit": n_train - n_val,
@@ -58,8 +60,8 @@ def check_common(data, record, n_train, n_test, k, shape):
     for x, y in data.values():
         assert x.dtype == np.uint8 and x.shape[1:] == tuple(shape)
         assert y.dtype == np.int64 and y.min() >= 0 and y.max() < k
-    assert len(record["fingerprint"]) == 64
-    norm = record["normalization"]
+    assert len(record.fingerprint) == 64
+    norm = record.normalization
     assert len(norm["mean"]) == shape[-1] and "fit split" in norm["source"]
     fit = data["fit"][0].astype(np.float64) / 255
     np.testing.assert_allclose(norm["mean"], fit.mean(axis=(0, 1, 2)), rtol=1e-9)
@@ -72,10 +74,10 @@ def test_idx_directory_mnist_layout(tmp_path, gz, dotted):
     assert sources.kind_of(str(d)) == "idx"
     data, record = load_data_with_record(config(d, tmp_path))
     check_common(data, record, 24, 12, 3, (28, 28, 1))
-    assert record["label_mapping"] == {"3": 0, "5": 1, "9": 2}
-    assert record["layout"] == "mnist" and record["location"] == str(d)
-    assert len(record["files_sha256"]) == 4
-    for name, sha in record["files_sha256"].items():
+    assert record.label_mapping == {"3": 0, "5": 1, "9": 2}
+    assert record.source_fields["layout"] == "mnist" and record.location == str(d)
+    assert len(record.source_fields["files_sha256"]) == 4
+    for name, sha in record.source_fields["files_sha256"].items():
         assert sha == idx.sha256_of(d / name)
     # upright, in the files' order, labels mapped
     x_test, y_test = data["test"]
@@ -95,7 +97,7 @@ def test_idx_directory_emnist_layout_is_transposed_and_subsets_named(tmp_path):
     with pytest.raises(DataError, match="subsets balanced, digits: name one"):
         load_data_with_record(config(d, tmp_path))
     arrays_, record = load_data_with_record(config(d / "emnist-digits", tmp_path))
-    assert record["layout"].startswith("emnist") and record["kind"] == "idx"
+    assert record.source_fields["layout"].startswith("emnist") and record.kind == "idx"
     np.testing.assert_array_equal(arrays_["test"][0][..., 0], data["test"][0])
 
 
@@ -117,10 +119,35 @@ def test_npz_keras_layout_with_column_labels(tmp_path):
     np.savez(path, x_train=xt, y_train=yt[:, None], x_test=xs, y_test=ys[:, None])
     data, record = load_data_with_record(config(path, tmp_path))
     check_common(data, record, 30, 10, 3, (32, 32, 3))
-    assert record["files_sha256"] == {"data.npz": idx.sha256_of(path)}
-    assert record["kind"] == "npz" and record["verified"] is None
+    assert record.source_fields["files_sha256"] == {"data.npz": idx.sha256_of(path)}
+    assert record.kind == "npz" and record.verified is None
     kw = models_kwargs(record)
     assert kw["input_shape"] == (32, 32, 3) and kw["num_classes"] == 3 and len(kw["std"]) == 3
+
+
+def test_data_record_json_entry_and_read_back(tmp_path):
+    (xt, yt), (xs, ys) = arrays(30, (32, 32, 3)), arrays(10, (32, 32, 3), seed=3)
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=xt, y_train=yt, x_test=xs, y_test=ys)
+    data, record = load_data_with_record(config(path, tmp_path, max_eval_examples=4))
+    entry = record.to_json()
+    assert list(entry) == [
+        "source", "verified", "location", "description", "fingerprint", "arrays_sha256",
+        "num_examples", "dataset", "kind", "files_sha256", "counts", "num_classes",
+        "input_shape", "label_mapping", "normalization", "limits",
+    ]  # fmt: skip
+    assert entry["num_examples"] == {"fit": 28, "val": 2, "test": 4}  # round(30 / 12) = 2
+    assert entry["input_shape"] == [32, 32, 3] and entry["verified"] is None
+    assert entry["description"] == f"the .npz file {path}"
+    assert entry["label_mapping"] == {"3": 0, "5": 1, "9": 2}
+    # read back from the JSON written: the same record
+    back = DataRecord.from_json(json.loads(json.dumps(entry)))
+    assert back == record and back.to_json() == entry
+    assert models_kwargs(entry) == models_kwargs(record)
+    # an entry without the optional fields (an older file) reads as EMNIST-Letters' shape
+    old = DataRecord.from_json({"fingerprint": "ab" * 32, "source": "synthetic"})
+    assert (old.num_classes, old.input_shape, old.limits) == (26, (28, 28, 1), None)
+    assert "limits" not in old.to_json() and old.to_json()["fingerprint"] == "ab" * 32
 
 
 def write_png(path, size=(20, 18), mode="RGB", value=0):
@@ -142,8 +169,11 @@ def test_image_folders_train_test_layout(tmp_path):
     assert folders.layout(str(root)) == "split"
     data, record = load_data_with_record(config(root, tmp_path))
     check_common(data, record, 12, 6, 3, (18, 20, 3))
-    assert record["label_mapping"] == {"cat": 0, "dog": 1, "zebra": 2}
-    assert record["num_files"] == 18 and len(record["files_list_sha256"]) == 64
+    assert record.label_mapping == {"cat": 0, "dog": 1, "zebra": 2}
+    assert (
+        record.source_fields["num_files"] == 18
+        and len(record.source_fields["files_list_sha256"]) == 64
+    )
     assert np.bincount(data["test"][1]).tolist() == [2, 2, 2]
 
 
@@ -154,9 +184,9 @@ def test_image_folders_class_folders_hold_out_a_seeded_sixth(tmp_path):
             write_png(root / c / f"{i:02d}.png", mode="L", value=i)
     data, record = load_data_with_record(config(root, tmp_path))
     check_common(data, record, 30, 6, 2, (18, 20, 1))
-    assert "held out" in record["test_split"]
+    assert "held out" in record.source_fields["test_split"]
     again, record2 = load_data_with_record(config(root, tmp_path))
-    assert record2["fingerprint"] == record["fingerprint"]
+    assert record2.fingerprint == record.fingerprint
 
 
 def test_the_held_out_sixth_is_taken_class_by_class(tmp_path):
@@ -198,12 +228,12 @@ def test_tfds_name_through_mock_data(tmp_path, monkeypatch):
         data, record = load_data_with_record(
             config("cifar10", tmp_path, data_dir=str(tmp_path / "tfds"))
         )
-    assert record["kind"] == "tfds" and record["name"].startswith("cifar10/")
-    assert record["version"] == record["name"].split("/")[-1]
-    assert record["input_shape"] == [32, 32, 3]
-    assert record["counts"] == {"train": 24, "test": 24}  # mock_data: the same examples
-    assert len(record["label_mapping"]) == record["num_classes"] >= 2
-    assert len(record["class_names"]) == record["num_classes"]
+    assert record.kind == "tfds" and record.source_fields["name"].startswith("cifar10/")
+    assert record.source_fields["version"] == record.source_fields["name"].split("/")[-1]
+    assert record.input_shape == (32, 32, 3)
+    assert record.counts == {"train": 24, "test": 24}  # mock_data: the same examples
+    assert len(record.label_mapping) == record.num_classes >= 2
+    assert len(record.class_names) == record.num_classes
 
 
 @requires_tf
@@ -234,13 +264,13 @@ def test_emnist_letters_default_is_unchanged(tmp_path):
     )
     data, record = load_data_with_record(cfg, loader="numpy")
     official, before = emnist.arrays_lib.prepared(str(tmp_path / "cache"), str(d))
-    assert record["fingerprint"] == before["fingerprint"] and "num_classes" not in before
-    assert record["num_classes"] == 26 and record["input_shape"] == [28, 28, 1]
-    assert record["normalization"]["mean"] == 0.1307 and record["normalization"]["std"] == 0.3081
+    assert record.fingerprint == before["fingerprint"] and "num_classes" not in before
+    assert record.num_classes == 26 and record.input_shape == (28, 28, 1)
+    assert record.normalization["mean"] == 0.1307 and record.normalization["std"] == 0.3081
     from keras_minent import models
 
     assert (models.MEAN, models.STD) == (sources.MNIST_MEAN, sources.MNIST_STD)
-    assert "limits" not in record
+    assert record.limits is None and "limits" not in record.to_json()
 
 
 def test_max_examples_take_a_fixed_subset_after_the_carve_out(tmp_path):
@@ -252,7 +282,7 @@ def test_max_examples_take_a_fixed_subset_after_the_carve_out(tmp_path):
         config(path, tmp_path, max_train_examples=50, max_eval_examples=7)
     )
     assert {r: len(y) for r, (_, y) in data.items()} == {"fit": 50, "val": 7, "test": 7}
-    assert record["limits"]["examples_before_limits"] == {"fit": 110, "val": 10, "test": 40}
+    assert record.limits["examples_before_limits"] == {"fit": 110, "val": 10, "test": 40}
     # the subset is a part of the full split, the same every time, independent of --seed
     fit = {x.tobytes() for x in full["fit"][0]}
     assert all(x.tobytes() in fit for x in data["fit"][0])
@@ -260,7 +290,7 @@ def test_max_examples_take_a_fixed_subset_after_the_carve_out(tmp_path):
         config(path, tmp_path, max_train_examples=50, max_eval_examples=7, seed=3)
     )
     np.testing.assert_array_equal(again["fit"][0], data["fit"][0])
-    assert record["normalization"]["source"].startswith("computed on the fit split (50 images")
+    assert record.normalization["source"].startswith("computed on the fit split (50 images")
     big, _ = load_data_with_record(config(path, tmp_path, max_train_examples=10**6))
     np.testing.assert_array_equal(big["fit"][0], full["fit"][0])
 
@@ -415,12 +445,12 @@ def test_dataset_and_limits_are_options_of_train_tune_and_reproduce():
 def test_real_fashion_mnist(tmp_path):
     d = os.environ["KERAS_MINENT_FASHION_MNIST"]
     data, record = load_data_with_record(config(d, tmp_path, max_eval_examples=100))
-    assert record["counts"] == {"train": 60000, "test": 10000}
-    assert record["num_classes"] == 10 and record["input_shape"] == [28, 28, 1]
-    assert record["label_mapping"] == {str(i): i for i in range(10)}
+    assert record.counts == {"train": 60000, "test": 10000}
+    assert record.num_classes == 10 and record.input_shape == (28, 28, 1)
+    assert record.label_mapping == {str(i): i for i in range(10)}
     assert {r: len(y) for r, (_, y) in data.items()} == {"fit": 55000, "val": 100, "test": 100}
     assert np.bincount(data["fit"][1]).min() > 5000  # balanced classes, 6000 each in train
-    assert 0.25 < record["normalization"]["mean"][0] < 0.32  # Fashion-MNIST's mean is ~0.286
+    assert 0.25 < record.normalization["mean"][0] < 0.32  # Fashion-MNIST's mean is ~0.286
 
 
 def test_reproduce_table_shows_the_papers_numbers_only_for_emnist_letters(tmp_path, capsys):

@@ -7,6 +7,7 @@ the tf.data pipeline of the TensorFlow backend); the NumPy loader and `PyDataset
 batches work without them.
 """
 
+from keras_minent.datasets.data_record import DataRecord
 from keras_minent.datasets.emnist import (
     SPLITS,
     VALIDATION_SEED,
@@ -36,6 +37,7 @@ __all__ = [
     "SPLITS",
     "VALIDATION_SEED",
     "DataError",
+    "DataRecord",
     "EmnistDataError",
     "builder",
     "emnist_letters",

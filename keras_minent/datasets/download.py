@@ -3,6 +3,25 @@
 The file is written under a temporary name in the destination directory and
 renamed into place only once its size and SHA-256 match, so an interrupted or
 corrupt download is never used (and leaves no file behind).
+
+Why not `keras.utils.get_file(file_hash=..., hash_algorithm="sha256")`: it
+checks the same SHA-256, but (Keras 3.15, read here) it
+
+* writes straight to the final name (`urlretrieve` into the cache), so a
+  process killed mid-download leaves a partial file where the next run looks;
+  here nothing reaches the final name before it is complete, checked and
+  `fsync`ed;
+* keeps a file whose hash does not match at the final name (and raises a
+  `ValueError`); here a mismatched or short file is deleted and the error is
+  the package's one-line `EmnistDataError`, which the CLI prints;
+* checks nothing but a hash: the paper's checkpoints are known by their git
+  blob ids (`keras_minent.paper_files`), checked here by `verify` before the
+  rename; and the expected `size` is checked as well;
+* has no timeout (`urlretrieve` waits on a stalled server for ever) and prints
+  a progress bar to stdout, which the commands' output does not carry.
+
+Everything else `get_file` does (the cache directory, extraction) the callers
+do not need.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
-"""EMNIST-Letters with the official split, as NumPy arrays, PyDatasets or `tf.data`.
+"""EMNIST-Letters with the official split, as NumPy arrays or `tf.data`.
 
-Splits:
-
-* `"train"`: the official 124,800 training images.
-* `"test"`: the official 20,800 test images.
-* `"validation"`: 10,400 images (1/12) carved from `"train"` by a fixed
-  permutation (`order.permutation`, keyed by `VALIDATION_SEED`), the same on
-  every machine and with every NumPy version.
-* `"train_without_validation"`: the other 114,400 training images.
-
-Use `"train_without_validation"` to fit and `"validation"` to select
-epochs or hyperparameters; keep `"test"` for the final number.
+The splits (`"train"`: the official 124,800 training images, `"test"`: the
+official 20,800 test images, `"validation"`: 10,400 of the training images,
+`"train_without_validation"`: the other 114,400) are those of every dataset
+(`splits`); batches for `fit` come from `pipeline` (`training_dataset`,
+`evaluation_dataset`), re-exported here.
 
 Two loaders give identical arrays: the NumPy one (`arrays.prepared`, no
 TensorFlow needed; cache `<data_dir>/emnist_letters_official.npz`) and, on the
@@ -19,14 +13,10 @@ TensorFlow backend where tensorflow-datasets is installed, the tfds builder
 (default `$KERAS_MINENT_DATA`, else `~/keras_minent_datasets`) and share its
 `downloads/manual/` and the downloaded `downloads/gzip.zip`, so a machine with
 both never downloads twice. Both record where the data came from (`records`).
-Batches for `fit`: `training_dataset` is a
-`tf.data.Dataset` on the TensorFlow backend and a `keras.utils.PyDataset`
-elsewhere, with the same batches in the same order.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -36,70 +26,40 @@ import numpy as np
 
 from keras_minent.datasets import arrays as arrays_lib
 from keras_minent.datasets import download as download_lib
-from keras_minent.datasets import idx, loaders, order
+from keras_minent.datasets import idx
 from keras_minent.datasets import records as prov
+from keras_minent.datasets.pipeline import (  # noqa: F401 - public here too
+    default_pipeline,
+    evaluation_dataset,
+    has_module,
+    import_tensorflow,
+    steps_per_epoch,
+    training_dataset,
+)
+from keras_minent.datasets.splits import (  # noqa: F401 - public here too
+    SPLITS,
+    VALIDATION_FRACTION,
+    VALIDATION_SEED,
+    check_split,
+    select_split,
+    validation_indices,
+    validation_mask,
+)
 
 logger = logging.getLogger(__name__)
 
-VALIDATION_SEED = 20250123
-VALIDATION_FRACTION = 1 / 12
-SPLITS = ("train", "test", "validation", "train_without_validation")
 LOADERS = ("numpy", "tfds")
-
-
-def _has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 def default_loader() -> str:
     """`"tfds"` on the TensorFlow backend where tfds is installed, else `"numpy"`."""
     if (
         keras.backend.backend() == "tensorflow"
-        and _has("tensorflow")
-        and _has("tensorflow_datasets")
+        and has_module("tensorflow")
+        and has_module("tensorflow_datasets")
     ):
         return "tfds"
     return "numpy"
-
-
-def default_pipeline() -> str:
-    """`"tf.data"` on the TensorFlow backend (TensorFlow installed), else `"numpy"`."""
-    if keras.backend.backend() == "tensorflow" and _has("tensorflow"):
-        return "tf.data"
-    return "numpy"
-
-
-def import_tensorflow():
-    """Imports TensorFlow for tf.data only; on other backends it gets no GPU."""
-    import tensorflow as tf
-
-    if keras.backend.backend() != "tensorflow":
-        try:
-            tf.config.set_visible_devices([], "GPU")
-        except RuntimeError:  # already initialised: nothing more to do
-            pass
-    return tf
-
-
-def validation_indices(num_train: int, seed: int = VALIDATION_SEED) -> np.ndarray:
-    """Sorted positions (in NIST's training file) of the validation examples.
-
-    Args:
-        num_train: Number of training examples (124,800 officially).
-        seed: Seed of the permutation.
-
-    Returns:
-        `round(num_train / 12)` distinct sorted indices: the first ones of
-        `order.permutation(num_train, (seed,))` (SplitMix64 numbers sorted;
-        independent of NumPy's random generators and of TensorFlow).
-    """
-    num_val = int(round(num_train * VALIDATION_FRACTION))
-    return np.sort(order.permutation(num_train, (int(seed),))[:num_val])
-
-
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}; expected one of {SPLITS}.")
 
 
 def builder(
@@ -155,7 +115,7 @@ def builder(
         if idx_dir is None:
             return b
         source = arrays_lib.identify(idx_dir, b.expected_zip_sha256)
-        why = arrays_lib.mismatch(prov.read_record(_record_path(b)), source)
+        why = arrays_lib.mismatch(prov.read_record(record_path(b)), source)
         if why is None:
             return b
         logger.warning("Rebuilding EMNIST-Letters in %s: %s.", b.data_dir, why)
@@ -163,11 +123,12 @@ def builder(
         b = EmnistLettersOfficial(data_dir=data_dir)
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
     if getattr(b, "provenance_record", None) is not None:
-        prov.write_json_atomic(_record_path(b), b.provenance_record)
+        prov.write_json_atomic(record_path(b), b.provenance_record)
     return b
 
 
-def _record_path(b) -> str:
+def record_path(b) -> str:
+    """The provenance record's path in a tfds builder's data directory."""
     return os.path.join(os.fspath(b.data_dir), prov.RECORD_NAME)
 
 
@@ -209,23 +170,38 @@ def emnist_letters(
 
 def _examples(split, data_dir, idx_dir, download):
     """The split's examples as dicts (`image`, `label`, `index`)."""
-    _check_split(split)
+    check_split(split)
     tf = import_tensorflow()
     b = builder(data_dir, idx_dir, download)
     base = "test" if split == "test" else "train"
     ds = b.as_dataset(split=base, shuffle_files=False)
     if split in ("validation", "train_without_validation"):
         num_train = b.info.splits["train"].num_examples
-        mask = np.zeros(num_train, bool)
-        mask[validation_indices(num_train)] = True
-        if split == "train_without_validation":
-            mask = ~mask
-        mask = tf.constant(mask)
+        mask = tf.constant(validation_mask(num_train, split))
         ds = ds.filter(lambda ex: tf.gather(mask, ex["index"]))
     return ds
 
 
-def _tfds_split(split, data_dir, idx_dir, download) -> tuple[np.ndarray, np.ndarray]:
+def tfds_split(
+    split: str,
+    data_dir: str | os.PathLike | None,
+    idx_dir: str | os.PathLike | None,
+    download: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One split read from the tfds builder as NumPy arrays, in the order of NIST's files.
+
+    Args:
+        split: One of `SPLITS`.
+        data_dir: As `builder`.
+        idx_dir: As `builder`.
+        download: As `builder`.
+
+    Returns:
+        `(images uint8 (N, 28, 28, 1), labels int64)`.
+
+    Raises:
+        EmnistDataError: If the split is empty or the data cannot be prepared.
+    """
     images, labels, index = [], [], []
     for ex in _examples(split, data_dir, idx_dir, download).batch(8192).as_numpy_iterator():
         images.append(ex["image"])
@@ -237,35 +213,64 @@ def _tfds_split(split, data_dir, idx_dir, download) -> tuple[np.ndarray, np.ndar
     return np.concatenate(images)[order_], np.concatenate(labels).astype(np.int64)[order_]
 
 
-def _tfds_record(data_dir, idx_dir, download) -> dict:
-    """The tfds directory's record; one of source "unknown" for an unrecorded one."""
+def tfds_record(
+    data_dir: str | os.PathLike | None, idx_dir: str | os.PathLike | None, download: bool
+) -> dict:
+    """The tfds directory's provenance record (prepares the builder if needed).
+
+    A directory prepared without a record gets one of source "unknown", computed from
+    its arrays and written beside them.
+
+    Returns:
+        The record as `keras_minent.datasets.records` documents it.
+    """
     b = builder(data_dir, idx_dir, download)
-    record = prov.read_record(_record_path(b))
+    record = prov.read_record(record_path(b))
     if record is None:
-        official = {s: _tfds_split(s, data_dir, None, download) for s in ("train", "test")}
+        official = {s: tfds_split(s, data_dir, None, download) for s in ("train", "test")}
         record = prov.make_record(official, {"source": "unknown", "location": None})
-        prov.write_json_atomic(_record_path(b), record)
+        prov.write_json_atomic(record_path(b), record)
     return record
 
 
-def _check_loader(loader):
+def check_loader(loader: str | None) -> str:
+    """The loader to use: `loader`, else `default_loader()`.
+
+    Raises:
+        ValueError: For a loader not in `LOADERS`.
+    """
     loader = loader or default_loader()
     if loader not in LOADERS:
         raise ValueError(f"Unknown loader {loader!r}; expected one of {LOADERS}.")
     return loader
 
 
-def select_split(official: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """One split of `{"train": (x, y), "test": (x, y)}`, carving out validation."""
-    _check_split(split)
-    if split in ("train", "test"):
-        return official[split]
-    x, y = official["train"]
-    mask = np.zeros(len(y), bool)
-    mask[validation_indices(len(y))] = True
-    if split == "train_without_validation":
-        mask = ~mask
-    return x[mask], y[mask]
+def load_official(
+    data_dir: str | os.PathLike | None = None,
+    idx_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    loader: str | None = None,
+) -> tuple[dict, dict]:
+    """Both official splits and the provenance record, each split read once.
+
+    Args:
+        data_dir: As `load_arrays`.
+        idx_dir: As `load_arrays`.
+        download: As `load_arrays`.
+        loader: As `load_arrays`.
+
+    Returns:
+        `({"train": (images, labels), "test": (images, labels)}, record)`.
+
+    Raises:
+        EmnistDataError: If the data cannot be found or is corrupt.
+    """
+    loader = check_loader(loader)
+    if loader == "numpy":
+        return arrays_lib.prepared(data_dir, idx_dir, download)
+    record = tfds_record(data_dir, idx_dir, download)
+    official = {s: tfds_split(s, data_dir, None, download) for s in ("train", "test")}
+    return official, record
 
 
 def load_arrays_with_info(
@@ -281,15 +286,15 @@ def load_arrays_with_info(
         `(images, labels, record)`; `record` as `keras_minent.datasets.records` documents it
         (`source`, `verified`, `location`, `arrays_sha256`, `fingerprint`, ...).
     """
-    _check_split(split)
-    loader = _check_loader(loader)
+    check_split(split)
+    loader = check_loader(loader)
     if loader == "numpy":
         official, record = arrays_lib.prepared(data_dir, idx_dir, download)
         return (*select_split(official, split), record)
-    record = _tfds_record(data_dir, idx_dir, download)
+    record = tfds_record(data_dir, idx_dir, download)
     if not record.get("verified"):
         logger.warning("EMNIST-Letters (tfds): %s.", prov.describe(record))
-    return (*_tfds_split(split, data_dir, None, download), record)
+    return (*tfds_split(split, data_dir, None, download), record)
 
 
 def load_arrays(
@@ -328,111 +333,7 @@ def provenance(
 
     See `keras_minent.datasets.records` for the fields.
     """
-    loader = _check_loader(loader)
+    loader = check_loader(loader)
     if loader == "numpy":
         return arrays_lib.prepared(data_dir, idx_dir, download)[1]
-    return _tfds_record(data_dir, idx_dir, download)
-
-
-def _check_pipeline(pipeline):
-    pipeline = pipeline or default_pipeline()
-    if pipeline not in ("numpy", "tf.data"):
-        raise ValueError(f"Unknown pipeline {pipeline!r}; expected 'numpy' or 'tf.data'.")
-    return pipeline
-
-
-def training_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
-    batch_size: int,
-    seed: int,
-    epochs: int,
-    initial_epoch: int = 0,
-    drop_remainder: bool = False,
-    shard: tuple[int, int] | None = None,
-    pipeline: str | None = None,
-):
-    """Shuffled training batches whose order depends only on `(seed, epoch)`.
-
-    Epoch `e` is `order.epoch_order(len(images), seed, e)` (a documented
-    permutation, the same with NumPy and tf.data), cut into batches, so a
-    run resumed at `initial_epoch` sees exactly the batches an uninterrupted
-    run would, on every backend. Pass `steps_per_epoch=steps_per_epoch(
-    len(images), batch_size, drop_remainder)` to `fit`.
-
-    Args:
-        images: uint8 images `(N, 28, 28, 1)`.
-        labels: Integer labels `(N,)`.
-        batch_size: Batch size (the last batch of an epoch may be smaller).
-        seed: Shuffling seed.
-        epochs: Last epoch (exclusive), as in `fit`.
-        initial_epoch: First epoch, as in `fit`.
-        drop_remainder: Drop each epoch's last partial batch, so every batch
-            has the static size `batch_size` (needed to split batches across
-            replicas and processes).
-        shard: `(index, count)`: yield only part `index` of `count` equal
-            contiguous parts of every batch (one process's part of the global
-            batch). Needs `drop_remainder=True` and `batch_size % count == 0`.
-        pipeline: `"tf.data"`: a prefetched `tf.data.Dataset` covering the
-            epochs `initial_epoch..epochs-1`; `"numpy"`: a
-            `loaders.TrainingBatches` (`keras.utils.PyDataset`, no TensorFlow),
-            one epoch per pass, starting at `initial_epoch` and moving on at
-            each `on_epoch_end` (see `loaders` for how `fit` drives it).
-            Default: `default_pipeline()` (tf.data on the TensorFlow backend).
-
-    Returns:
-        A `tf.data.Dataset` or a `keras.utils.PyDataset` of `(images, labels)`.
-
-    Raises:
-        ValueError: If `shard` does not divide the batches evenly.
-    """
-    pipeline = _check_pipeline(pipeline)
-    index, count = loaders.check_shard(batch_size, drop_remainder, shard)
-    if pipeline == "numpy":
-        return loaders.TrainingBatches(
-            images, labels, batch_size, seed, epochs, initial_epoch, drop_remainder, shard
-        )
-    tf = import_tensorflow()
-    part = batch_size // count
-    n = len(images)
-    x = tf.constant(images)
-    y = tf.constant(labels)
-
-    def permutation(epoch):
-        return order.epoch_order(n, seed, int(epoch))
-
-    def one_epoch(epoch):
-        perm = tf.numpy_function(permutation, [epoch], tf.int64, stateful=False)
-        perm.set_shape([n])
-        batches = tf.data.Dataset.from_tensor_slices(perm).batch(
-            batch_size, drop_remainder=drop_remainder
-        )
-        if count > 1:
-            batches = batches.map(lambda i: i[index * part : (index + 1) * part])
-        return batches.map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
-
-    ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def steps_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool = False) -> int:
-    """Batches in one epoch of `training_dataset`."""
-    if drop_remainder:
-        return num_examples // batch_size
-    return -(-num_examples // batch_size)
-
-
-def evaluation_dataset(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, pipeline: str | None = None
-):
-    """Batched `(images, labels)` in order, for `evaluate`/`predict`.
-
-    A prefetched `tf.data.Dataset` for `pipeline="tf.data"`, a
-    `loaders.EvaluationBatches` (`keras.utils.PyDataset`) for `"numpy"`;
-    default `default_pipeline()`.
-    """
-    if _check_pipeline(pipeline) == "numpy":
-        return loaders.EvaluationBatches(images, labels, batch_size)
-    tf = import_tensorflow()
-    ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return tfds_record(data_dir, idx_dir, download)

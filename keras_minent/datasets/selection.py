@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from keras_minent.datasets import arrays, emnist, idx, order, records, sources
+from keras_minent.datasets import splits as splits_lib
+from keras_minent.datasets.data_record import DataRecord
 
 #: The keys of the subsets `--max-train-examples` / `--max-eval-examples` take,
 #: by split: the first N of `order.permutation(n, (VALIDATION_SEED, k))`, sorted.
@@ -84,17 +86,18 @@ def load_data_with_record(
     selection: str = "validation",
     roles: tuple[str, ...] = ("fit", "val", "test"),
     loader: str | None = None,
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
-    """`load_data` and the provenance record of the data (one load of the official split).
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], DataRecord]:
+    """`load_data` and the record of the data (one load of the official split).
 
     Returns:
-        `(arrays, record)`: the arrays as `load_data` returns them, and the
-        record as `keras_minent.datasets.records` and `sources` document it
-        (`source`, `verified`, `location`, `arrays_sha256`, `fingerprint`,
-        `num_classes`, `input_shape`, `label_mapping`, ...; a copy, with
-        `limits` where a limit applies and `normalization` where "fit" is
-        loaded: `mean` and `std` per channel in the [0, 1] scale, MNIST's
-        published constants for EMNIST-Letters, else computed on "fit").
+        `(arrays, record)`: the arrays as `load_data` returns them, and their
+        `DataRecord`, made from the provenance record of the dataset
+        (`keras_minent.datasets.records`, `sources`: `source`, `verified`,
+        `location`, `arrays_sha256`, `fingerprint`, `num_classes`,
+        `input_shape`, `label_mapping`, ...), with `limits` where a limit
+        applies and `normalization` where "fit" is loaded: `mean` and `std`
+        per channel in the [0, 1] scale, MNIST's published constants for
+        EMNIST-Letters, else computed on "fit".
 
     Raises:
         DataError: If the data cannot be found, is corrupt, is empty or
@@ -112,7 +115,7 @@ def load_data_with_record(
             record = records.make_record(official, source)
         else:
             check_data_dir(config.data_dir)
-            official, record = _official(data_dir, idx_dir, download, loader)
+            official, record = emnist.load_official(data_dir, idx_dir, download, loader)
         record = sources.emnist_record(record)
     else:
         check_data_dir(config.data_dir)
@@ -122,13 +125,13 @@ def load_data_with_record(
         "val": "test" if selection == "test" else "validation",
         "test": "test",
     }
-    data = {role: emnist.select_split(official, splits[role]) for role in roles}
+    data = {role: splits_lib.select_split(official, splits[role]) for role in roles}
     for role, (images, labels) in data.items():
         _check_labels(role, images, labels, record)
     data, record = _limit(config, data, splits, record)
     if "fit" in data:
-        record["normalization"] = _normalization(record, data["fit"][0])
-    return data, record
+        record = {**record, "normalization": _normalization(record, data["fit"][0])}
+    return data, DataRecord.from_provenance(record, data)
 
 
 def _limit(config, data: dict, splits: dict, record: dict) -> tuple[dict, dict]:
@@ -145,7 +148,7 @@ def _limit(config, data: dict, splits: dict, record: dict) -> tuple[dict, dict]:
     for role, (images, labels) in data.items():
         n = limits[role]
         if n is not None and n < len(labels):
-            key = (emnist.VALIDATION_SEED, SUBSET_KEYS[splits[role]])
+            key = (splits_lib.VALIDATION_SEED, SUBSET_KEYS[splits[role]])
             keep = np.sort(order.permutation(len(labels), key)[:n])
             images, labels = images[keep], labels[keep]
         out[role] = (images, labels)
@@ -179,16 +182,6 @@ def _normalization(record: dict, fit_images: np.ndarray) -> dict:
     }
 
 
-def _official(data_dir, idx_dir, download, loader) -> tuple[dict, dict]:
-    """`({"train": (x, y), "test": (x, y)}, record)`, each split read once."""
-    loader = emnist._check_loader(loader)
-    if loader == "numpy":
-        return arrays.prepared(data_dir, idx_dir, download)
-    record = emnist._tfds_record(data_dir, idx_dir, download)
-    official = {s: emnist._tfds_split(s, data_dir, None, download) for s in ("train", "test")}
-    return official, record
-
-
 def _check_labels(role: str, images: np.ndarray, labels: np.ndarray, record: dict) -> None:
     """Refuses an empty split, and labels that are not class ids 0..K-1."""
     where = record.get("location") or "the prepared dataset"
@@ -216,13 +209,10 @@ def _check_labels(role: str, images: np.ndarray, labels: np.ndarray, record: dic
         )
 
 
-def models_kwargs(record: dict) -> dict:
+def models_kwargs(record: DataRecord | dict) -> dict:
     """The data's arguments of the model builders (`vgg5`, `spinal_vgg5`): `input_shape`,
-    `num_classes`, `mean` and `std` from a record `load_data_with_record` returned."""
-    norm = record.get("normalization") or {}
-    return {
-        "input_shape": tuple(record.get("input_shape", (28, 28, 1))),
-        "num_classes": int(record.get("num_classes", 26)),
-        "mean": norm.get("mean", sources.MNIST_MEAN),
-        "std": norm.get("std", sources.MNIST_STD),
-    }
+    `num_classes`, `mean` and `std` (`DataRecord.model_kwargs`) of the record
+    `load_data_with_record` returned or of a `data` entry read back (a dict)."""
+    if not isinstance(record, DataRecord):
+        record = DataRecord.from_json(record)
+    return record.model_kwargs()

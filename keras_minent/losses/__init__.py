@@ -13,7 +13,7 @@ MIN-ENT = ce_weight * CE / ln(ce_log_base) + entropy_weight * H / ln(entropy_log
 MIX-ENT = ce_weight * CE / ln(ce_log_base) + swapped_weight * SCE / ln(swapped_log_base)
 ```
 
-Both are one computation (`functions._regularized_cross_entropy`): cross entropy plus
+Both are one computation (`functions.regularized_cross_entropy`): cross entropy plus
 a regularizer, both read from one softmax pass (`SoftmaxParts`). Each loss
 class supplies its regularizer through one hook, `regularizer(target, softmax)`,
 and its coefficient through `regularizer_coefficient()`. Log bases must be > 1.

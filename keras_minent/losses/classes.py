@@ -1,7 +1,7 @@
 """The loss classes of `keras_minent.losses`: `MinEntLoss` and `MixEntLoss`.
 
 Both derive from `_RegularizedCrossEntropy`, which holds the construction, the
-call (`keras_minent.losses.functions._regularized_cross_entropy`) and the
+call (`keras_minent.losses.functions.regularized_cross_entropy`) and the
 config they share. `PAPER_SETTINGS` holds the paper's published settings.
 """
 
@@ -24,9 +24,9 @@ from keras_minent._loss_utils import (
     check_weight,
 )
 from keras_minent.losses.functions import (
-    _entropy_term,
-    _regularized_cross_entropy,
-    _swapped_term,
+    entropy_term,
+    regularized_cross_entropy,
+    swapped_term,
 )
 
 #: Published settings of the paper (the author's README), by loss name.
@@ -97,7 +97,7 @@ class _RegularizedCrossEntropy(keras.losses.Loss, abc.ABC):
 
     def call(self, y_true, y_pred):
         """Returns the loss of each example (`y_pred` without `axis`)."""
-        return _regularized_cross_entropy(
+        return regularized_cross_entropy(
             y_true,
             y_pred,
             self.regularizer,
@@ -236,7 +236,7 @@ class MinEntLoss(_RegularizedCrossEntropy):
 
     def regularizer(self, target, softmax):
         """The entropy `H(p) = -sum p log p` of each prediction."""
-        return _entropy_term(target, softmax)
+        return entropy_term(target, softmax)
 
     def regularizer_coefficient(self) -> float:
         return self.entropy_weight / math.log(self.entropy_log_base)
@@ -333,7 +333,7 @@ class MixEntLoss(_RegularizedCrossEntropy):
 
     def regularizer(self, target, softmax):
         """The swapped cross entropy `-sum p log(t + epsilon)` of each example."""
-        return _swapped_term(target, softmax, self.epsilon)
+        return swapped_term(target, softmax, self.epsilon)
 
     def regularizer_coefficient(self) -> float:
         return self.swapped_weight / math.log(self.swapped_log_base)

@@ -2,7 +2,7 @@
 
 `min_ent`, `mix_ent`, `entropy`, `swapped_cross_entropy` and
 `target_distribution`, and the computation both losses share
-(`_regularized_cross_entropy`), which the loss classes
+(`regularized_cross_entropy`), which the loss classes
 (`keras_minent.losses.classes`) call too. How targets are read is in the
 docstring of `keras_minent.losses`.
 """
@@ -57,18 +57,35 @@ def target_distribution(y_true, y_pred, label_smoothing: float = 0.0, axis: int 
 # --------------------------------------------------------------------------
 
 
-def _entropy_term(target, softmax):
-    """`H(p) = -sum p log p`; `target` is unused."""
+def entropy_term(target, softmax):
+    """MIN-ENT's regularizer `H(p) = -sum p log p` per example; `target` is unused.
+
+    Args:
+        target: The target distribution (unused; the hook's signature).
+        softmax: The prediction as `keras_minent._loss_utils.SoftmaxParts`.
+
+    Returns:
+        The entropy of each example's prediction.
+    """
     del target
     return softmax.entropy()
 
 
-def _swapped_term(target, softmax, epsilon):
-    """`SCE = -sum p log(t + epsilon)`."""
+def swapped_term(target, softmax, epsilon):
+    """MIX-ENT's regularizer `SCE = -sum p log(t + epsilon)` per example.
+
+    Args:
+        target: The target distribution `t`.
+        softmax: The prediction as `keras_minent._loss_utils.SoftmaxParts`.
+        epsilon: Added to `t` inside the logarithm.
+
+    Returns:
+        The swapped cross entropy of each example.
+    """
     return -softmax.expectation(ops.log(target + epsilon))
 
 
-def _regularized_cross_entropy(
+def regularized_cross_entropy(
     y_true, y_pred, regularizer, ce_coef, reg_coef, from_logits, label_smoothing, axis
 ):
     """`ce_coef * CE + reg_coef * regularizer(t, p, log p)` per example: both losses.
@@ -79,6 +96,20 @@ def _regularized_cross_entropy(
     computed. Otherwise both terms come from one `SoftmaxParts`: finite for any
     finite logits, and probabilities are clipped as Keras clips them.
     Examples whose class id is invalid get NaN (see `nan_where_invalid`).
+
+    Args:
+        y_true: Class ids or one-hot / soft targets (see `keras_minent.losses`).
+        y_pred: Logits or probabilities.
+        regularizer: `regularizer(target, softmax)` per example (`entropy_term`,
+            `swapped_term`).
+        ce_coef: The cross entropy's coefficient.
+        reg_coef: The regularizer's coefficient.
+        from_logits: Whether `y_pred` holds logits.
+        label_smoothing: As `keras.losses.CategoricalCrossentropy`.
+        axis: The class axis.
+
+    Returns:
+        The loss of each example.
     """
     y_pred = to_float32(y_pred)
     target, valid = targets(y_true, y_pred, label_smoothing, axis)
@@ -148,7 +179,7 @@ def swapped_cross_entropy(
     y_pred = to_float32(y_pred)
     target, valid = targets(y_true, y_pred, label_smoothing, axis)
     softmax = softmax_parts(y_pred, from_logits, axis)
-    return nan_where_invalid(_swapped_term(target, softmax, epsilon), valid)
+    return nan_where_invalid(swapped_term(target, softmax, epsilon), valid)
 
 
 @_register
@@ -189,10 +220,10 @@ def min_ent(
     Example:
     >>> min_ent([1, 0], [[2.0, -1.0], [0.5, 0.1]], from_logits=True)
     """
-    return _regularized_cross_entropy(
+    return regularized_cross_entropy(
         y_true,
         y_pred,
-        _entropy_term,
+        entropy_term,
         ce_weight / math.log(check_log_base("ce_log_base", ce_log_base)),
         entropy_weight / math.log(check_log_base("entropy_log_base", entropy_log_base)),
         from_logits,
@@ -241,10 +272,10 @@ def mix_ent(
     Example:
     >>> mix_ent([1, 0], [[2.0, -1.0], [0.5, 0.1]], from_logits=True)
     """
-    return _regularized_cross_entropy(
+    return regularized_cross_entropy(
         y_true,
         y_pred,
-        functools.partial(_swapped_term, epsilon=epsilon),
+        functools.partial(swapped_term, epsilon=epsilon),
         ce_weight / math.log(check_log_base("ce_log_base", ce_log_base)),
         swapped_weight / math.log(check_log_base("swapped_log_base", swapped_log_base)),
         from_logits,

@@ -11,6 +11,7 @@ import zipfile
 import keras
 import numpy as np
 
+from keras_minent.datasets.data_record import DataRecord
 from keras_minent.training.files import (
     NonFiniteLossError,
     ResumeError,
@@ -175,8 +176,8 @@ class RunState(keras.callbacks.Callback):
         collective_saves: Multi-process JAX: saving is a collective, so the
             processes that do not write save too, into a scratch directory.
         config: The run's result-defining configuration, stored in the state.
-        data: The data's provenance (`fingerprint`, ...); a state recorded
-            on another fingerprint is refused.
+        data: The data's `data` entry (`DataRecord.to_json()`: `fingerprint`,
+            ...); a state recorded on another fingerprint is refused.
 
     Raises:
         ResumeError: If the directory's files do not agree (see `read_state`).
@@ -235,14 +236,14 @@ class RunState(keras.callbacks.Callback):
         return load_committed_model(self.best_path, _RESTORE)
 
     def _restore_state(self, state: dict) -> None:
-        data_now = (self.data or {}).get("fingerprint")
-        data_then = (state.get("data") or {}).get("fingerprint")
-        if data_now and data_then and data_now != data_then:
+        now = DataRecord.from_json(self.data)
+        then = DataRecord.from_json(state.get("data"))
+        if now.fingerprint and then.fingerprint and now.fingerprint != then.fingerprint:
             raise ResumeError(
-                f"{self.state_path} was trained on other data (fingerprint {data_then[:12]}..., "
-                f"{state['data'].get('source')} from {state['data'].get('location')}); the data "
-                f"now is {data_now[:12]}... ({self.data.get('source')} from "
-                f"{self.data.get('location')}). Resume with the run's data, or use another "
+                f"{self.state_path} was trained on other data (fingerprint "
+                f"{then.fingerprint[:12]}..., {then.source} from {then.location}); the data "
+                f"now is {now.fingerprint[:12]}... ({now.source} from "
+                f"{now.location}). Resume with the run's data, or use another "
                 "--output-dir."
             )
         self._state = state

@@ -29,7 +29,6 @@ from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
 from keras_minent.training.config import ConfigError, EvaluateConfig
 from keras_minent.training.files import output_errors, write_json
-from keras_minent.training.run import data_entry
 
 
 def _load_model(config: EvaluateConfig) -> tuple[keras.Model, dict[str, Any]]:
@@ -137,20 +136,22 @@ def _evaluate(config: EvaluateConfig) -> dict[str, Any]:
     os.makedirs(config.output_dir, exist_ok=True)
     data, record = load_data_with_record(config, roles=("test",))
     images, labels = data["test"]
-    num_classes = int(record.get("num_classes", 26))
+    num_classes = record.num_classes
     shape = tuple(model.input_shape[1:])
     if shape != tuple(images.shape[1:]):
         raise ConfigError(
             f"--checkpoint {config.checkpoint} takes images of shape {shape}; the data's are "
             f"{tuple(images.shape[1:])}."
         )
+    entry = record.to_json()
     read = readout(_logits(model, images), labels, num_classes)
     logits = read.pop("logits")
     p, n = float(np.mean(logits.argmax(-1) == labels)), len(labels)
     results = {
-        "note": reporting.note(config, record),
+        # the note names the data by their source, not the entry's description
+        "note": reporting.note(config, {**entry, "description": None}),
         **info,
-        "data": data_entry(record, data),
+        "data": entry,
         "num_examples": n,
         "test_accuracy": p,
         "test_accuracy_se": math.sqrt(p * (1 - p) / n),
@@ -160,7 +161,7 @@ def _evaluate(config: EvaluateConfig) -> dict[str, Any]:
         "test_nll": calibration.nll(logits, labels),
         "versions": reporting.versions(),
     }
-    if info["kind"] == "paper" and record.get("kind") == sources.EMNIST_LETTERS:
+    if info["kind"] == "paper" and record.kind == sources.EMNIST_LETTERS:
         reported = {f: acc for f, _, acc in paper_files.PAPER_FILES.values()}
         results["paper_reported_accuracy"] = reported.get(os.path.basename(info["path"]))
     out = config.output_dir

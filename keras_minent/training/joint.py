@@ -259,8 +259,8 @@ def build_members(
 ) -> list[keras.Model]:
     """Each configuration's network, built and compiled by the recipe as its separate run
     builds it (`recipe.build_recipe`: seeded by its seed, for the data of `data`, the
-    run's `data_entry`), its variables under the name `m<k>`. (A member's learning-rate
-    rule is its run state's, `recipe.learning_rate_rule`.)"""
+    run's `data` entry, `DataRecord.to_json`), its variables under the name `m<k>`. (A
+    member's learning-rate rule is its run state's, `recipe.learning_rate_rule`.)"""
     networks = []
     for k, c in enumerate(configs):
         with keras.name_scope(f"m{k}"):

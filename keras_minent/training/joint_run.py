@@ -386,7 +386,7 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
     keras.config.set_dtype_policy(precision)
     data, record = load_data_with_record(first, first.selection)
     data = run_lib.head_labels(first, data)
-    provenance = run_lib.data_entry(record, data)
+    provenance = record.to_json()
     failed = reconcile(output_dir, [n.replace(os.sep, "/") for n in names])
     for leftover in os.listdir(output_dir):  # a killed write of the joint state
         if leftover.startswith(".joint_state.") and ".tmp" in leftover:

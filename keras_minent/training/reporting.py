@@ -39,7 +39,7 @@ class FinishedRun:
     wall_seconds: float
     precision: str
     device: dict[str, Any]
-    data_record: dict[str, Any] | None = None  # provenance (`training.run.data_entry`)
+    data_record: dict[str, Any] | None = None  # the `data` entry (`DataRecord.to_json`)
     seed_parallel: dict[str, Any] | None = None  # `joint.seed_parallel_choice` of a joint run
 
 

@@ -11,7 +11,10 @@ from typing import Any
 import keras
 
 from keras_minent._process_state import kept_process_state
-from keras_minent.datasets import sources
+from keras_minent.datasets.data_record import (  # noqa: F401 - DATA_ENTRY_FIELDS public here too
+    DATA_ENTRY_FIELDS,
+    DataRecord,
+)
 from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
 from keras_minent.training.callbacks import RunState, read_state
@@ -104,7 +107,7 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     keras.config.set_dtype_policy(precision)
     data, record = _load_data_chief_first(config, dist)
     data = head_labels(config, data)
-    provenance = data_entry(record, data)
+    provenance = record.to_json()
     with dist.scope():
         recipe = build_recipe(config, device, provenance, synchronized_bn=dist.synchronized_bn)
     state = RunState(
@@ -137,46 +140,6 @@ def _train(config: TrainConfig) -> dict[str, Any]:
     return reporting.report_run(
         reporting.FinishedRun(config, state, data, wall, precision, device, provenance)
     )
-
-
-#: Fields of a data record copied into the `data` entry where the record has them.
-DATA_ENTRY_FIELDS = (
-    "dataset",
-    "kind",
-    "name",
-    "version",
-    "layout",
-    "files_sha256",
-    "files_list_sha256",
-    "num_files",
-    "test_split",
-    "counts",
-    "num_classes",
-    "input_shape",
-    "label_mapping",
-    "class_names",
-    "normalization",
-    "limits",
-)
-
-
-def data_entry(record: dict, data: dict) -> dict[str, Any]:
-    """The `data` entry of `state.json` and `results.json`: where the data came from
-    (name or path, version or files' SHA-256, the official split's `counts`, the
-    run's `num_examples`, `num_classes`, `input_shape`, `label_mapping`, the
-    input `normalization` and any `limits`). `verified` is None for data
-    other than EMNIST-Letters (nothing to verify them against)."""
-    verified = record.get("verified")
-    return {
-        "source": record.get("source"),
-        "verified": None if verified is None else bool(verified),
-        "location": record.get("location"),
-        "description": sources.describe(record),
-        "fingerprint": record.get("fingerprint"),
-        "arrays_sha256": record.get("arrays_sha256"),
-        "num_examples": {role: int(len(y)) for role, (_, y) in data.items()},
-        **{k: record[k] for k in DATA_ENTRY_FIELDS if k in record},
-    }
 
 
 def claim_output_dir(config: TrainConfig) -> None:
@@ -259,7 +222,7 @@ def refuse_linked_dirs(root: str, directories: list[str]) -> None:
                 )
 
 
-def _load_data_chief_first(config: TrainConfig, dist) -> tuple[dict, dict]:
+def _load_data_chief_first(config: TrainConfig, dist) -> tuple[dict, DataRecord]:
     """The run's arrays. Processes may share the data and output directories:
     the chief prepares (downloads, converts, generates) the data first."""
     if dist.is_chief:

@@ -25,7 +25,6 @@ from keras_minent.training.config import (
 )
 from keras_minent.training.devices import distribution
 from keras_minent.training.files import ResumeError, output_errors, read_json_file, write_json
-from keras_minent.training.run import data_entry
 from keras_minent.tuning.hypermodel import RegularizationHyperModel, trial_seed
 from keras_minent.tuning.oracle import OBJECTIVES, TUNERS, make_tuner
 
@@ -323,10 +322,10 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
     # The test split is not used here.
     data, record = load_data_with_record(config, roles=("fit", "val"))
     then = (stored or {}).get("data_fingerprint")
-    if then is not None and then != record["fingerprint"]:
+    if then is not None and then != record.fingerprint:
         raise SearchStateError(
             f"{config.output_dir} holds a search on other data (fingerprint {then[:12]}...; "
-            f"now {record['fingerprint'][:12]}..., {record.get('source')}). {_START_OVER}"
+            f"now {record.fingerprint[:12]}..., {record.source}). {_START_OVER}"
         )
     project = os.path.join(config.output_dir, PROJECT_NAME)
     _check_tuner_files(project)
@@ -334,8 +333,8 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         os.path.join(config.output_dir, SEARCH_CONFIG_NAME),
         {
             "config": _jsonable_config(config),
-            "data_fingerprint": record["fingerprint"],
-            "data_source": record.get("source"),
+            "data_fingerprint": record.fingerprint,
+            "data_source": record.source,
         },
     )
     dist = distribution(config.distribute)  # before any other TensorFlow work
@@ -345,7 +344,7 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         weight_range=(config.weight_min, config.weight_max),
         recipe=recipe,
         data=data,
-        data_entry=data_entry(record, data),
+        data_entry=record.to_json(),
         synchronized_bn=dist.synchronized_bn,
     )
     try:
@@ -367,7 +366,8 @@ def _search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None)
         ) from e
     # Each trial trains on `data` as `train` does (the hypermodel's fit).
     tuner.search(epochs=config.epochs, verbose=config.verbose)
-    return report(tuner, config, record)
+    # the note names the data by their source, not the entry's description
+    return report(tuner, config, {**record.to_json(), "description": None})
 
 
 def report(tuner: keras_tuner.Tuner, config: TuneConfig, data: dict | None = None) -> dict:
