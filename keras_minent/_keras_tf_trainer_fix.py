@@ -28,6 +28,8 @@ import inspect
 
 import keras
 
+from keras_minent.errors import UnsupportedKerasError
+
 #: The Keras versions this correction was written for and tested with.
 SUPPORTED_KERAS = "3.15 (tested: 3.15.1)"
 
@@ -38,10 +40,6 @@ EXPECTED = {
     (None, "reduce_per_replica"): ("values", "strategy", "reduction"),
     (None, "_collective_all_reduce_multi_worker"): ("strategy",),
 }
-
-
-class UnsupportedKerasError(RuntimeError):
-    """The installed Keras's TensorFlow trainer is not the one the correction expects."""
 
 
 def check_keras(tf_trainer=None) -> None:

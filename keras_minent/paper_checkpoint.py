@@ -39,7 +39,7 @@ import numpy as np
 
 from keras_minent import models
 from keras_minent._plotting import require
-from keras_minent.datasets.idx import DataError
+from keras_minent.errors import PaperCheckpointError
 
 #: Outputs of the author's models: torchvision's EMNIST label ids (letters are 1..26).
 PAPER_OUTPUTS = 62
@@ -68,10 +68,6 @@ _BASE_MODULES = {
 }
 _LOSS_WEIGHTS = ("loss_1_weight", "loss_2_weight")
 _BN_STATS = ("weight", "bias", "running_mean", "running_var")
-
-
-class PaperCheckpointError(DataError):
-    """A file that is not one of the paper's checkpoints, or one that cannot be read safely."""
 
 
 @dataclasses.dataclass

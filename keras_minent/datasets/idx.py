@@ -27,6 +27,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from keras_minent.errors import DataError, EmnistDataError
+
 logger = logging.getLogger(__name__)
 
 #: NIST's archive of all EMNIST data, and its size and SHA-256 (as tfds records them).
@@ -49,14 +51,6 @@ def file_name(split: str, kind: str) -> str:
 
 
 REQUIRED_FILES = tuple(file_name(s, k) for s in SPLITS for k in ("images", "labels"))
-
-
-class DataError(ValueError):
-    """A dataset that is missing, corrupt or inconsistent (the message names the file)."""
-
-
-class EmnistDataError(DataError):
-    """EMNIST files that are missing, corrupt or inconsistent."""
 
 
 _IDX_DTYPES = {0x08: np.uint8}

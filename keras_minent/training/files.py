@@ -22,23 +22,12 @@ import numpy as np
 
 from keras_minent._atomic import atomic_save  # noqa: F401 - public here too
 from keras_minent._portable_save import save_portable
-
-
-class RunError(Exception):
-    """A run stopped for a reason the command line reports in one line (exit status 2)."""
-
-
-class ResumeError(RunError):
-    """An output directory whose files do not agree (or do not belong to this run)."""
-
-
-class NonFiniteLossError(RunError):
-    """Training produced a non-finite loss; the last good epoch stays committed."""
-
-
-class OutputError(RunError):
-    """An output file could not be written (permission, not a directory, no space)."""
-
+from keras_minent.errors import (  # noqa: F401 - public here too
+    NonFiniteLossError,
+    OutputError,
+    ResumeError,
+    RunError,
+)
 
 #: File-system errors reported in one line (exit status 2) instead of a traceback.
 OUTPUT_ERRNOS = {
