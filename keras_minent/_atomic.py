@@ -100,6 +100,16 @@ def publish(source: str | os.PathLike, path: str | os.PathLike) -> None:
     _commit(tmp, path, lambda tmp: None)
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path`, atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    atomic_save(path, write)
+
+
 def write_json(
     path: str | os.PathLike, payload: Any, *, sort_keys: bool = False, newline: bool = False
 ) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
+
 from keras_minent import _atomic
 
 
@@ -57,3 +59,23 @@ def test_publish_copies_where_hard_links_fail_and_files_get_the_usual_mode(tmp_p
     mask = os.umask(0o022)
     os.umask(mask)
     assert (tmp_path / "best.keras").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_generated_data_files_replace_planted_links(tmp_path):
+    from keras_minent.datasets import idx
+
+    outside = tmp_path / "outside"
+    outside.write_text("precious")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    names = [*idx.REQUIRED_FILES, "keras_minent_synthetic.json"]
+    for name in names:
+        os.symlink(outside, data_dir / name)
+    images = np.zeros((2, 28, 28), np.uint8)
+    idx.write_official_files(
+        data_dir, {"train": (images, [0, 25]), "test": (images, [1, 2])}, synthetic=True
+    )
+    assert outside.read_text() == "precious"
+    assert sorted(os.listdir(data_dir)) == sorted(names)
+    assert not any((data_dir / name).is_symlink() for name in names)
+    assert (data_dir / "keras_minent_synthetic.json").read_text() == '{"synthetic": true}\n'
