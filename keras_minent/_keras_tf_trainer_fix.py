@@ -27,6 +27,7 @@ from __future__ import annotations
 import keras
 
 from keras_minent._keras_private import signature_problem
+from keras_minent.errors import UnsupportedKerasError
 
 #: The Keras versions this correction was written for and tested with.
 SUPPORTED_KERAS = "3.15 (tested: 3.15.1)"
@@ -38,10 +39,6 @@ EXPECTED = {
     (None, "reduce_per_replica"): ("values", "strategy", "reduction"),
     (None, "_collective_all_reduce_multi_worker"): ("strategy",),
 }
-
-
-class UnsupportedKerasError(RuntimeError):
-    """The installed Keras's TensorFlow trainer is not the one the correction expects."""
 
 
 def check_keras(tf_trainer=None) -> None:

@@ -16,10 +16,7 @@ import textwrap
 from typing import Any
 
 from keras_minent._atomic import atomic_save
-
-
-class MissingExtraError(ImportError):
-    """An optional dependency is missing; the message names the extra that installs it."""
+from keras_minent.errors import MissingExtraError
 
 
 def require(module: str, extra: str, purpose: str) -> Any:

@@ -15,6 +15,8 @@ import re
 import sys
 from typing import Any
 
+from keras_minent.errors import KerasMinentError, PeerLostError
+
 PAPER_RECIPE = "Adam 0.005, batch 100, 200 epochs, augmentation, dropout 0.5, paper LR rule"
 TRAIN_GROUPS = {
     "loss": "loss",
@@ -234,22 +236,18 @@ def build_parser(with_tune: bool = True) -> argparse.ArgumentParser:
 
 
 def _tune(args) -> int:
-    from keras_minent.tuning import SearchFailedError, TuneConfig, search
+    from keras_minent.tuning import TuneConfig, search
 
-    try:
-        search(options_to_config(TuneConfig, args))
-    except SearchFailedError as e:
-        print(f"keras-minent: error: {e}", file=sys.stderr)
-        return 2
+    search(options_to_config(TuneConfig, args))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the command line. Expected errors (a configuration the run refuses,
-    missing or corrupt data, a missing optional part, a lost peer, Ctrl-C) are one
-    line on stderr with exit status 2 (75 for a lost peer, 130 for Ctrl-C); others
-    keep their traceback."""
-    from keras_minent._plotting import MissingExtraError, backend_missing, optional_missing
+    """Runs the command line. Expected errors (`KerasMinentError`: a configuration
+    the run refuses, missing or corrupt data, a missing optional part, a lost peer;
+    and Ctrl-C) are one line on stderr with exit status 2 (75 for a lost peer, 130
+    for Ctrl-C); others keep their traceback."""
+    from keras_minent._plotting import backend_missing, optional_missing
 
     try:
         try:
@@ -260,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             return _main(argv)
         except ModuleNotFoundError as e:  # an optional part imported where it is used
             raise (optional_missing(e) or e) from e
-    except MissingExtraError as e:
-        print(f"keras-minent: error: {e}", file=sys.stderr)
+    except KerasMinentError as e:  # PeerLostError is handled in _main
+        print(f"keras-minent: error: {error_message(e)}", file=sys.stderr)
         return 2
 
 
@@ -274,10 +272,8 @@ def _main(argv: list[str] | None) -> int:
     # Help, --version and argument errors need nothing beyond `import keras_minent`:
     # the modules that train (data, tfds, plotting) and tune are imported below.
     args = build_parser(with_tune=tune).parse_args(argv)
-    from keras_minent.datasets.idx import DataError
-    from keras_minent.distribute import EXIT_PEER_LOST, PeerLostError
-    from keras_minent.training.config import ConfigError, TrainConfig
-    from keras_minent.training.files import RunError
+    from keras_minent.distribute import EXIT_PEER_LOST
+    from keras_minent.training.config import TrainConfig
 
     try:
         if args.command == "tune":
@@ -307,9 +303,6 @@ def _main(argv: list[str] | None) -> int:
             sys.stderr.flush()
             os._exit(EXIT_PEER_LOST)
         return EXIT_PEER_LOST
-    except (ConfigError, DataError, RunError) as e:
-        print(f"keras-minent: error: {error_message(e)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(
             "\nInterrupted. Run the same command again to continue from the last finished epoch.",

@@ -41,6 +41,7 @@ import os
 import keras
 
 from keras_minent import _keras_tf_trainer_fix
+from keras_minent.errors import PeerLostError
 
 MODES = ("none", "gpus", "multiworker")
 
@@ -62,10 +63,6 @@ JAX_ENV = (
     "KERAS_DISTRIBUTION_NUM_PROCESSES",
     "KERAS_DISTRIBUTION_PROCESS_ID",
 )
-
-
-class PeerLostError(RuntimeError):
-    """A worker of a multi-worker job failed or became unreachable."""
 
 
 def _check(mode: str) -> None:

@@ -39,7 +39,7 @@ import numpy as np
 
 from keras_minent import models
 from keras_minent._plotting import require
-from keras_minent.datasets.idx import DataError
+from keras_minent.errors import PaperCheckpointError
 from keras_minent.models import LETTER_OUTPUTS, PAPER_OUTPUTS
 
 #: The author's architectures by the name of this package's builder.
@@ -65,10 +65,6 @@ _BASE_MODULES = {
 }
 _LOSS_WEIGHTS = ("loss_1_weight", "loss_2_weight")
 _BN_STATS = ("weight", "bias", "running_mean", "running_var")
-
-
-class PaperCheckpointError(DataError):
-    """A file that is not one of the paper's checkpoints, or one that cannot be read safely."""
 
 
 @dataclasses.dataclass

@@ -266,5 +266,5 @@ def prepared(
     arrays, source = acquire(data_dir, idx_dir, download)
     record = prov.make_record(arrays, source)
     _save_npz(cache, arrays)
-    prov.write_json_atomic(record_path, record)
+    prov.write_record(record_path, record)
     return arrays, record

@@ -123,7 +123,7 @@ def builder(
         b = EmnistLettersOfficial(data_dir=data_dir)
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
     if getattr(b, "provenance_record", None) is not None:
-        prov.write_json_atomic(record_path(b), b.provenance_record)
+        prov.write_record(record_path(b), b.provenance_record)
     return b
 
 
@@ -229,7 +229,7 @@ def tfds_record(
     if record is None:
         official = {s: tfds_split(s, data_dir, None, download) for s in ("train", "test")}
         record = prov.make_record(official, {"source": "unknown", "location": None})
-        prov.write_json_atomic(record_path(b), record)
+        prov.write_record(record_path(b), record)
     return record
 
 

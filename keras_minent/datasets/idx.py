@@ -27,6 +27,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from keras_minent._atomic import write_bytes
+from keras_minent.errors import DataError, EmnistDataError
+
 logger = logging.getLogger(__name__)
 
 #: NIST's archive of all EMNIST data, and its size and SHA-256 (as tfds records them).
@@ -49,14 +52,6 @@ def file_name(split: str, kind: str) -> str:
 
 
 REQUIRED_FILES = tuple(file_name(s, k) for s in SPLITS for k in ("images", "labels"))
-
-
-class DataError(ValueError):
-    """A dataset that is missing, corrupt or inconsistent (the message names the file)."""
-
-
-class EmnistDataError(DataError):
-    """EMNIST files that are missing, corrupt or inconsistent."""
 
 
 _IDX_DTYPES = {0x08: np.uint8}
@@ -322,8 +317,7 @@ def write_official_files(
     os.makedirs(directory, exist_ok=True)
     marker = os.path.join(directory, "keras_minent_synthetic.json")
     if synthetic:
-        with open(marker, "w") as f:
-            f.write('{"synthetic": true}\n')
+        write_bytes(marker, b'{"synthetic": true}\n')
     elif os.path.isfile(marker):
         os.unlink(marker)
     zf = zipfile.ZipFile(zip_path, "w") if zip_path else None
@@ -336,8 +330,7 @@ def write_official_files(
             }
             for name, payload in files.items():
                 blob = gzip.compress(payload, compresslevel=1, mtime=0)
-                with open(os.path.join(directory, name), "wb") as f:
-                    f.write(blob)
+                write_bytes(os.path.join(directory, name), blob)
                 if zf is not None:
                     zf.writestr(f"gzip/{name}", blob)
     finally:

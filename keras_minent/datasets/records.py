@@ -41,7 +41,7 @@ import os
 
 import numpy as np
 
-from keras_minent._atomic import atomic_save
+from keras_minent._atomic import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +105,10 @@ def make_record(arrays: dict, source: dict) -> dict:
     }
 
 
-def write_json_atomic(path: str | os.PathLike, obj) -> None:
-    """Writes JSON under a temporary name, then renames it into place."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-
-    atomic_save(path, write)
+def write_record(path: str | os.PathLike, record: dict) -> None:
+    """Writes a record (sorted keys, a final newline) atomically, making its directory."""
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    write_json(path, record, sort_keys=True, newline=True)
 
 
 def read_record(path: str | os.PathLike) -> dict | None:

@@ -18,6 +18,7 @@ from keras_minent.training.files import (
     publish,
     read_json_file,
     remove,
+    remove_temp_files,
     save_model,
     write_json,
 )
@@ -263,9 +264,9 @@ class RunState(keras.callbacks.Callback):
     def _tidy(self) -> None:
         """Removes an uncommitted epoch's files; republishes the committed ones."""
         keep = {self._state.get("checkpoint"), self._state.get("best")}
+        remove_temp_files(self.dir)  # a killed write
         for name in os.listdir(self.dir):
-            leftover = name.startswith(".") and ".tmp" in name  # a killed write
-            if leftover or (STAMPED.match(name) and name not in keep):
+            if STAMPED.match(name) and name not in keep:
                 remove(os.path.join(self.dir, name))
         if not self.initial_epoch:
             return

@@ -17,6 +17,7 @@ import keras
 
 from keras_minent import losses as losses_lib
 from keras_minent import models
+from keras_minent.errors import ConfigError
 from keras_minent.models import PAPER_OUTPUTS
 
 LOSSES = losses_lib.LOSS_NAMES
@@ -39,10 +40,6 @@ PAPER_RESULTS = {
     "vgg5/min_ent": 95.933,
     "vgg5/mix_ent": 95.927,
 }
-
-
-class ConfigError(ValueError):
-    """An invalid configuration (or an output directory holding another one)."""
 
 
 #: The options that set each argument of the loss classes (`TrainConfig.build_loss`).

@@ -1,10 +1,8 @@
-"""Output files: atomic writes that never follow a link, and one-line file-system errors.
+"""Output files: one-line file-system errors, and the run's writes.
 
-Every file of a run is written under a fresh temporary name in its directory
-(created with `O_CREAT | O_EXCL`, so a planted file or link there is never
-written through), then renamed over the final name with `os.replace`, which
-replaces a link at the final name instead of following it. The temporary
-file is removed if anything fails.
+Every file of a run is written atomically, never through a link, by
+`keras_minent._atomic` (`atomic_save`, `publish`, `write_json`, re-exported
+here).
 """
 
 from __future__ import annotations
@@ -13,32 +11,22 @@ import contextlib
 import errno
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
-from keras_minent._atomic import atomic_save  # noqa: F401 - public here too
+from keras_minent._atomic import (  # noqa: F401 - public here too
+    atomic_save,
+    publish,
+    remove_temp_files,
+    write_json,
+)
 from keras_minent._portable_save import save_portable
-
-
-class RunError(Exception):
-    """A run stopped for a reason the command line reports in one line (exit status 2)."""
-
-
-class ResumeError(RunError):
-    """An output directory whose files do not agree (or do not belong to this run)."""
-
-
-class NonFiniteLossError(RunError):
-    """Training produced a non-finite loss; the last good epoch stays committed."""
-
-
-class OutputError(RunError):
-    """An output file could not be written (permission, not a directory, no space)."""
-
+from keras_minent.errors import (  # noqa: F401 - public here too
+    NonFiniteLossError,
+    OutputError,
+    ResumeError,
+    RunError,
+)
 
 #: File-system errors reported in one line (exit status 2) instead of a traceback.
 OUTPUT_ERRNOS = {
@@ -69,41 +57,10 @@ def output_errors(what: str = "the run") -> Iterator[None]:
         ) from e
 
 
-def publish(source: str, path: str) -> None:
-    """Makes `path` a copy of the file `source` (a hard link where possible), atomically."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        try:
-            os.link(source, tmp)  # fails if tmp exists: never writes through a link
-        except OSError:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        os.replace(tmp, path)
-    except OSError as e:
-        if e.filename is None:
-            e.filename = path  # a failed copy names the file it could not write
-        raise
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
-
-
 def remove(path: str) -> None:
     """Removes a file if it is there (a link is removed, not its target)."""
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
-
-
-def write_json(path: str, payload: Any) -> None:
-    """Writes `payload` as indented JSON (NumPy values as Python values), atomically."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=2, default=_jsonable)
-
-    atomic_save(path, write)
 
 
 def save_model(model, path: str) -> None:
@@ -118,11 +75,3 @@ def read_json_file(path: str, what: str, fix: str, error: type = ResumeError) ->
             return json.load(f)
     except (ValueError, UnicodeDecodeError) as e:
         raise error(f"{path} ({what}) is corrupt ({e}). {fix}") from e
-
-
-def _jsonable(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)

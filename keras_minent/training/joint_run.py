@@ -36,7 +36,7 @@ from keras_minent.training.files import (
     NonFiniteLossError,
     ResumeError,
     read_json_file,
-    remove,
+    remove_temp_files,
     write_json,
 )
 from keras_minent.training.joint import (
@@ -388,9 +388,7 @@ def _train_together(configs: list[TrainConfig], output_dir: str, choice) -> tupl
     data = run_lib.head_labels(first, data)
     provenance = record.to_json()
     failed = reconcile(output_dir, [n.replace(os.sep, "/") for n in names])
-    for leftover in os.listdir(output_dir):  # a killed write of the joint state
-        if leftover.startswith(".joint_state.") and ".tmp" in leftover:
-            remove(os.path.join(output_dir, leftover))
+    remove_temp_files(output_dir, {JOINT_STATE_NAME})  # a killed write of the joint state
     members = []
     for name, c in zip(names, configs):
         rule = learning_rate_rule(c)

@@ -16,6 +16,7 @@ import keras_tuner
 from keras_minent import losses as losses_lib
 from keras_minent._process_state import kept_process_state
 from keras_minent.datasets.selection import load_data_with_record
+from keras_minent.errors import SearchFailedError, SearchStateError
 from keras_minent.training.config import (
     ConfigError,
     RecipeOptions,
@@ -24,7 +25,7 @@ from keras_minent.training.config import (
     option,
 )
 from keras_minent.training.devices import distribution
-from keras_minent.training.files import ResumeError, output_errors, read_json_file, write_json
+from keras_minent.training.files import output_errors, read_json_file, write_json
 from keras_minent.tuning.hypermodel import RegularizationHyperModel, trial_seed
 from keras_minent.tuning.oracle import OBJECTIVES, TUNERS, make_tuner
 
@@ -209,10 +210,6 @@ class TuneConfig(RecipeOptions):
         return TrainConfig(**{**values, **changes})
 
 
-class SearchStateError(ResumeError):
-    """A search directory whose files are corrupt, incomplete or of another search."""
-
-
 #: Fields of `TuneConfig` that may change when a search is resumed (they do not
 #: change what a trial trains: the data's directories may move, its
 #: fingerprint is checked instead).
@@ -279,10 +276,6 @@ def _check_tuner_files(project: str) -> None:
         state = read_json_file(path, what, _RESTORE, SearchStateError)
         if not isinstance(state, dict):
             raise SearchStateError(f"{path} is not keras-tuner's record. {_START_OVER}")
-
-
-class SearchFailedError(RuntimeError):
-    """Trials of a search failed (keras-tuner printed why)."""
 
 
 def search(config: TuneConfig, model_builder: Callable[[], keras.Model] | None = None) -> dict:
