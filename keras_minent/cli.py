@@ -2,7 +2,7 @@
 
 The options are generated from the fields of `TrainConfig` (and
 `TuneConfig`): their defaults, choices and help texts are declared once, in
-the configuration's field metadata (`keras_minent.training.config.option`).
+the configuration's field metadata (`keras_minent.training.options.option`).
 """
 
 from __future__ import annotations

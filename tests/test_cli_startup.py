@@ -38,7 +38,11 @@ print("\\nPROBE " + json.dumps({"baseline": sorted(baseline), "runs": runs}))
 HEAVY = ("keras_tuner", "sklearn", "tensorflow_datasets", "matplotlib")
 #: The package's modules that parsing needs beyond `import keras_minent`.
 PARSING = {"keras_minent.__main__", "keras_minent.cli"}
-PARSING |= {"keras_minent.training", "keras_minent.training.config"}
+PARSING |= {
+    "keras_minent.training",
+    "keras_minent.training.config",
+    "keras_minent.training.options",
+}
 
 
 def test_help_version_and_argument_errors_import_nothing_heavy():
