@@ -273,16 +273,16 @@ def test_joint_histories_equal_separate_runs(tmp_path, uninterrupted):
 
 KILL = """
 import os, sys
-from keras_minent.training import TrainConfig, callbacks, joint_run, train_seeds
+from keras_minent.training import TrainConfig, callbacks, joint_state, train_seeds
 
 where = sys.argv[2]
 if where == "before_commit":  # members staged epoch 2's files; no commit yet
-    write = joint_run.write_joint_state
+    write = joint_state.write_joint_state
     def kill(path, epochs_done, members):
         if epochs_done == 2:
             os._exit(9)
         write(path, epochs_done, members)
-    joint_run.write_joint_state = kill
+    joint_state.write_joint_state = kill
 else:  # epoch 2 committed; seed_0's state.json written, seed_1's not yet
     finish = callbacks.RunState.finish
     def kill(self, old, improved):
