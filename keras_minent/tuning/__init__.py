@@ -23,14 +23,12 @@ a separate metric), never `val_loss`: the loss itself changes with the weight.
 
 from keras_minent.tuning.hypermodel import RegularizationHyperModel, trial_seed
 from keras_minent.tuning.oracle import OBJECTIVES, TUNERS, make_tuner
+from keras_minent.tuning.results import plot_objective, report, trial_table
 from keras_minent.tuning.search import (
     SearchFailedError,
     SearchStateError,
     TuneConfig,
-    plot_objective,
-    report,
     search,
-    trial_table,
 )
 
 __all__ = [
