@@ -17,13 +17,15 @@ Selection is honest by default: the epoch with the best validation accuracy
 reported. `selection="test"` reproduces the paper's protocol (best test
 accuracy over epochs), which is optimistic and labelled so everywhere.
 
-Modules: `config` (what defines a run), `recipe` (the network, its compilation,
-callbacks and fit: what `train`, joint runs and search trials share), `devices`
-(accelerator, precision, distribution), `callbacks` (learning-rate rule, run state), `reporting`
-(results, plots, tables), `run` (`train`), `seeds` (`train_seeds`, `reproduce`),
-`joint` (several runs as one program), `joint_run` (training them together, the joint
-commit point), `seed_plots` (`seeds.png`, `reproduce.png`), `evaluation` (`evaluate`:
-a model file or the paper's checkpoint on the test split).
+Modules: `options` (the option machinery, `DataOptions`, `RecipeOptions`), `config`
+(what defines a run), `recipe` (the network, its compilation, callbacks and fit: what
+`train`, joint runs and search trials share), `devices` (accelerator, precision,
+distribution), `lr_rule` (the paper's learning-rate rule), `callbacks` (run state),
+`reporting` (results, plots, tables), `run` (`train`), `seeds` (`train_seeds`,
+`reproduce`), `joint` (several runs as one program), `joint_run` (training them
+together), `joint_state` (their joint commit point), `seed_plots` (`seeds.png`,
+`reproduce.png`), `evaluation` (`evaluate`: a model file or the paper's checkpoint on
+the test split).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from typing import TYPE_CHECKING
 #: (what the command line builds its options from) imports without the data pipeline,
 #: tensorflow-datasets or plotting. The imports below are for type checkers and docs.
 _MODULES = (
+    "keras_minent.training.options",
     "keras_minent.training.config",
     "keras_minent.training.files",
+    "keras_minent.training.lr_rule",
     "keras_minent.training.callbacks",
     "keras_minent.training.devices",
     "keras_minent.training.reporting",
@@ -50,28 +54,21 @@ _MODULES = (
 
 if TYPE_CHECKING:
     from keras_minent.datasets.selection import load_data
-    from keras_minent.training.callbacks import (
-        PaperLearningRateRule,
-        RunState,
-        get_seed_states,
-        set_seed_states,
-    )
+    from keras_minent.training.callbacks import RunState, get_seed_states, set_seed_states
     from keras_minent.training.config import (
         LOSSES,
-        MODELS,
         OPTIMISTIC_NOTE,
         PAPER_RESULTS,
-        PRECISIONS,
         SYNTHETIC_NOTE,
         ConfigError,
-        DataOptions,
         EvaluateConfig,
-        RecipeOptions,
         TrainConfig,
     )
     from keras_minent.training.devices import accelerator, resolve_precision
     from keras_minent.training.evaluation import evaluate
     from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError, RunError
+    from keras_minent.training.lr_rule import PaperLearningRateRule
+    from keras_minent.training.options import MODELS, PRECISIONS, DataOptions, RecipeOptions
     from keras_minent.training.recipe import Recipe, build_model, build_recipe
     from keras_minent.training.reporting import (
         plot_curves,

@@ -19,10 +19,11 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_minent.training.callbacks import STATE_NAME, PaperLearningRateRule, RunState
+from keras_minent.training.callbacks import STATE_NAME, RunState
 from keras_minent.training.config import ConfigError, TrainConfig
 from keras_minent.training.files import ResumeError, read_json_file, write_json
 from keras_minent.training.joint import member_logs
+from keras_minent.training.lr_rule import PaperLearningRateRule
 from keras_minent.training.state_schema import check_joint_state, check_plain_file
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ import keras
 from keras_minent import datasets
 from keras_minent.datasets.selection import models_kwargs
 from keras_minent.metrics import ExpectedCalibrationError, PredictiveEntropy
-from keras_minent.training.callbacks import PaperLearningRateRule
 from keras_minent.training.config import MODELS, PAPER_OUTPUTS, ConfigError, TrainConfig
+from keras_minent.training.lr_rule import PaperLearningRateRule
 
 #: The metric that selects the best epoch and drives the learning-rate rule.
 MONITOR = "val_accuracy"
