@@ -169,21 +169,7 @@ def _evaluate(config: EvaluateConfig) -> dict[str, Any]:
     title = f"{os.path.basename(info['path'])} on {config.dataset}"
     if results["note"]:
         title += f"\n{results['note']}"
-    reporting.plot_safely(
-        "reliability.png",
-        calibration.plot_reliability,
-        logits,
-        labels,
-        os.path.join(out, "reliability.png"),
-        title=title,
-    )
-    reporting.plot_safely(
-        "entropy_histogram.png",
-        calibration.plot_entropy_histogram,
-        logits,
-        os.path.join(out, "entropy_histogram.png"),
-        title=title,
-    )
+    reporting.plot_calibration(logits, labels, out, title)
     print_evaluation(results)
     return results
 

@@ -135,21 +135,7 @@ def report_run(run: FinishedRun) -> dict[str, Any]:
         title=title,
         selected_epoch=state.best_epoch + 1,
     )
-    plot_safely(
-        "reliability.png",
-        calibration.plot_reliability,
-        test_logits,
-        y_test,
-        os.path.join(out, "reliability.png"),
-        title=title,
-    )
-    plot_safely(
-        "entropy_histogram.png",
-        calibration.plot_entropy_histogram,
-        test_logits,
-        os.path.join(out, "entropy_histogram.png"),
-        title=title,
-    )
+    plot_calibration(test_logits, y_test, out, title)
     print_summary([results])
     return results
 
@@ -160,6 +146,26 @@ def plot_safely(name: str, plot, *args, **kwargs) -> None:
         plot(*args, **kwargs)
     except Exception as e:  # a plot never loses a run
         warnings.warn(f"{name} not written: {e}", RuntimeWarning, stacklevel=2)
+
+
+def plot_calibration(logits, labels, out: str, title: str) -> None:
+    """`reliability.png` and `entropy_histogram.png` of test logits in `out` (a plot
+    that fails is a warning, as `plot_safely`)."""
+    plot_safely(
+        "reliability.png",
+        calibration.plot_reliability,
+        logits,
+        labels,
+        os.path.join(out, "reliability.png"),
+        title=title,
+    )
+    plot_safely(
+        "entropy_histogram.png",
+        calibration.plot_entropy_histogram,
+        logits,
+        os.path.join(out, "entropy_histogram.png"),
+        title=title,
+    )
 
 
 def _calibration_report(best, test_logits, val, test, out: str, selection: str) -> dict:
