@@ -2,8 +2,9 @@
 and every bad file ends in one line naming it (exit status 2), with nothing outside
 the output directory touched and nothing intact inside it lost.
 
-One tiny synthetic run is trained once (module fixture); each case works on a copy
-of it made of hard links (every write of a run replaces a file, never writes into one).
+One tiny synthetic run is trained once (the session's `finished_run`); each case works
+on a copy of it made of hard links (every write of a run replaces a file, never writes
+into one).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import zlib
 import keras
 import numpy as np
 import pytest
+from helpers import SMALL, SMALL_CLI, tiny_model
 
 from keras_minent.cli import main
 from keras_minent.datasets import folders, local
@@ -32,27 +34,16 @@ from keras_minent.training.config import TrainConfig
 from keras_minent.training.files import OutputError, ResumeError
 from keras_minent.training.seeds import seed_configs
 
-SMALL = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--verbose", "0"]
-
 
 def _train(out, epochs: int, *extra: str) -> int:
-    return main(["train", *SMALL, "--epochs", str(epochs), "--output-dir", str(out), *extra])
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    out = tmp_path_factory.mktemp("base") / "run"
-    assert _train(out, 1) == 0
-    return out
+    return main(["train", *SMALL_CLI, "--epochs", str(epochs), "--output-dir", str(out), *extra])
 
 
 @pytest.fixture
-def run(base, tmp_path):
-    """A copy of the base run (hard links), with a victim file beside it."""
-    out = tmp_path / "run"
-    shutil.copytree(base, out, copy_function=os.link)
+def run(finished_run_copy, tmp_path):
+    """A copy of the session's one-epoch run (hard links), with a victim file beside it."""
     (tmp_path / "victim.txt").write_text("precious")
-    return out
+    return finished_run_copy
 
 
 def _snapshot(directory) -> dict:
@@ -243,7 +234,7 @@ def test_symlinked_member_directories_are_refused(tmp_path):
     out = tmp_path / "seeds"
     out.mkdir()
     os.symlink(elsewhere, out / "seed_1")
-    config = TrainConfig(synthetic=True, synthetic_size=104, output_dir=str(out), epochs=1)
+    config = TrainConfig(output_dir=str(out), epochs=1, **SMALL)
     with pytest.raises(OutputError, match=r"seed_1 is a link"):
         train_seeds(config, 2)
     with pytest.raises(OutputError, match=r"seed_1 is a link"):
@@ -252,7 +243,7 @@ def test_symlinked_member_directories_are_refused(tmp_path):
     arm.mkdir()
     os.symlink(elsewhere, arm / "vgg5_ce")
     with pytest.raises(OutputError, match=r"vgg5_ce is a link"):
-        reproduce(TrainConfig(synthetic=True, synthetic_size=104, output_dir=str(arm)))
+        reproduce(TrainConfig(output_dir=str(arm), **SMALL))
     assert os.listdir(elsewhere) == []
 
 
@@ -376,33 +367,18 @@ def test_idx_file_and_a_different_gz_are_refused_naming_both(tmp_path):
 # ---- tune's files and report ----------------------------------------------------------
 
 
-def _tiny_builder():
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Rescaling(1 / 255),
-            keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(26),
-        ]
-    )
-
-
 def test_search_report_keeps_the_recipe_and_the_note_and_torn_files_are_named(tmp_path, capsys):
     tuning = pytest.importorskip("keras_minent.tuning")
     out = tmp_path / "search"
     config = tuning.TuneConfig(
-        synthetic=True,
-        synthetic_size=104,
-        batch_size=26,
+        **{**SMALL, "batch_size": 26},
         learning_rate=0.002,
         trials=1,
         epochs=1,
         losses=("min_ent",),
-        verbose=0,
         output_dir=str(out),
     )
-    tuning.search(config, model_builder=_tiny_builder)
+    tuning.search(config, model_builder=tiny_model)
     printed = capsys.readouterr().out
     assert "*** SYNTHETIC DATA" in printed.split("trial ")[0], printed  # above the table
     assert "--batch-size 26 --learning-rate 0.002" in printed, printed
@@ -414,8 +390,8 @@ def test_search_report_keeps_the_recipe_and_the_note_and_torn_files_are_named(tm
     with pytest.raises(
         ResumeError, match=rf"{oracle} \(keras-tuner's record.*tears it.*Restore it"
     ):
-        tuning.search(config, model_builder=_tiny_builder)
+        tuning.search(config, model_builder=tiny_model)
     stored = json.loads((out / "search_config.json").read_text())
     (out / "search_config.json").write_text(json.dumps({**stored, "data_fingerprint": 5}))
     with pytest.raises(ResumeError, match=r"search_config.json: data_fingerprint is not a"):
-        tuning.search(config, model_builder=_tiny_builder)
+        tuning.search(config, model_builder=tiny_model)

@@ -1,4 +1,4 @@
-"""A run's files always agree, or the run stops and says why (issue 14).
+"""A run's files always agree, or the run stops and says why.
 
 The commit protocol is tested on a tiny model with `RunState` directly (fast,
 every file operation of an epoch); the command line on `--synthetic` data.
@@ -16,6 +16,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import SMALL_CLI, tiny_model
 
 from keras_minent import _atomic, datasets
 from keras_minent.cli import main
@@ -25,7 +26,6 @@ from keras_minent.training import files as files_lib
 from keras_minent.training.callbacks import PaperLearningRateRule, RunState, read_state
 from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError
 
-SMALL = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--verbose", "0"]
 X = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
 Y = np.arange(64) % 3
 
@@ -33,9 +33,7 @@ Y = np.arange(64) % 3
 def _tiny_fit(out, epochs, extra_callbacks=(), lr=0.05):
     """Fits a tiny seeded model under `RunState` in `out`; returns the state."""
     keras.utils.set_random_seed(1)
-    model = keras.Sequential(
-        [keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)]
-    )
+    model = tiny_model((6,), 3)
     model.compile(
         keras.optimizers.Adam(lr),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -129,7 +127,7 @@ def test_a_kill_at_every_file_operation_of_an_epoch_resumes_to_the_same_history(
         ], (k, left)
 
 
-def test_case1_state_of_epoch_n_beside_the_checkpoint_of_epoch_n_plus_1_is_refused(tmp_path):
+def test_state_of_epoch_n_beside_the_checkpoint_of_epoch_n_plus_1_is_refused(tmp_path):
     """The old race: checkpoint replaced, killed before state.json (stable names)."""
     _tiny_fit(tmp_path / "a", 1)
     _tiny_fit(tmp_path / "b", 2)
@@ -153,7 +151,7 @@ def test_a_leftover_uncommitted_epoch_is_removed_not_resumed(tmp_path):
     assert not (out / ".checkpoint-2.abc123.tmp.keras").exists()
 
 
-def test_case2_missing_checkpoint_or_state_is_refused_not_restarted(tmp_path):
+def test_missing_checkpoint_or_state_is_refused_not_restarted(tmp_path):
     out = tmp_path / "r"
     _tiny_fit(out, 1)
     os.remove(out / "checkpoint-1.keras")
@@ -169,7 +167,7 @@ def test_case2_missing_checkpoint_or_state_is_refused_not_restarted(tmp_path):
     assert (out / "checkpoint.keras").read_bytes() == before
 
 
-def test_case10_corrupt_files_are_named(tmp_path):
+def test_corrupt_checkpoint_and_state_files_are_named(tmp_path):
     out = tmp_path / "r"
     _tiny_fit(out, 1)
     ckpt = out / "checkpoint-1.keras"
@@ -197,7 +195,7 @@ def test_non_finite_loss_stops_before_the_epoch_is_committed(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"loss of epoch 2 is nan.*epoch 1 stays"):
         keras.utils.set_random_seed(1)
         state = RunState(str(out), "val_accuracy", None, config={"c": 1}, data=None)
-        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+        model = tiny_model((6,), 3)
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         state.set_model(model)
         state.on_epoch_begin(1)
@@ -210,13 +208,13 @@ def test_non_finite_loss_stops_before_the_epoch_is_committed(tmp_path):
 
 
 def _run(*args):
-    return main(["train", *SMALL, *map(str, args)])
+    return main(["train", *SMALL_CLI, *map(str, args)])
 
 
-def test_cli_refusals_of_a_finished_run(tmp_path, capsys):
-    """Cases 4 and 9 and the file-system messages, on one finished run (one epoch)."""
-    out = tmp_path / "run"
-    assert _run("--epochs", "1", "--output-dir", out) == 0
+def test_cli_refusals_of_a_finished_run(finished_run_copy, tmp_path, capsys):
+    """A changed configuration, links planted at output names and an output path that is
+    a file, on a copy of one finished run (one epoch)."""
+    out = finished_run_copy
     (out / "config.json").unlink()
     assert _run("--epochs", "1", "--loss", "ce", "--output-dir", out) == 2
     err = capsys.readouterr().err
@@ -240,7 +238,7 @@ def test_cli_refusals_of_a_finished_run(tmp_path, capsys):
     assert "is a file, not a directory" in capsys.readouterr().err
 
 
-def test_case4_fewer_epochs_than_done_is_refused(tmp_path, capsys):
+def test_fewer_epochs_than_done_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "state.json").write_text(
@@ -259,7 +257,7 @@ def test_case4_fewer_epochs_than_done_is_refused(tmp_path, capsys):
     assert "3 finished epochs; --epochs 1 is fewer" in capsys.readouterr().err
 
 
-def test_case7_diverging_run_stops_with_a_message_and_no_results(tmp_path, capsys):
+def test_diverging_run_stops_with_a_message_and_no_results(tmp_path, capsys):
     out = tmp_path / "run"
     assert _run("--epochs", "2", "--learning-rate", "1e38", "--output-dir", out) == 2
     err = capsys.readouterr().err
@@ -268,7 +266,7 @@ def test_case7_diverging_run_stops_with_a_message_and_no_results(tmp_path, capsy
     assert not (out / "state.json").exists()
 
 
-def test_case3_unverified_data_is_recorded_and_other_data_refused(tmp_path, capsys):
+def test_unverified_data_is_recorded_and_other_data_refused(tmp_path, capsys):
     """Generated IDX files (not NIST's): results.json and the console say so;
     resuming with other files (another fingerprint) is refused."""
     a, b = tmp_path / "a", tmp_path / "b"
@@ -279,7 +277,7 @@ def test_case3_unverified_data_is_recorded_and_other_data_refused(tmp_path, caps
         b, {"train": idx.synthetic_letters(104, 5), "test": idx.synthetic_letters(17, 2)}
     )
     out = tmp_path / "run"
-    # Prepared from a's files earlier; the run names no --idx-dir (issue 13, item 6).
+    # Prepared from a's files earlier; the run names no --idx-dir.
     datasets.provenance(tmp_path / "d", idx_dir=a, download=False)
     common = ["--batch-size", "52", "--verbose", "0", "--epochs", "1", "--no-download"]
     argv = ["train", *common, "--output-dir", str(out), "--data-dir", str(tmp_path / "d")]
@@ -319,9 +317,9 @@ sys.exit(main({argv!r}))
 
 
 @pytest.mark.slow
-def test_case1_kill_between_checkpoint_and_state_resumes_to_the_same_history(tmp_path):
+def test_kill_between_checkpoint_and_state_resumes_to_the_same_history(tmp_path):
     ref, cut = tmp_path / "ref", tmp_path / "cut"
-    args = ["train", *SMALL, "--epochs", "3", "--output-dir"]
+    args = ["train", *SMALL_CLI, "--epochs", "3", "--output-dir"]
     assert main([*args, str(ref)]) == 0
     script = textwrap.dedent(KILL_BETWEEN.format(argv=[*args, str(cut)]))
     proc = subprocess.run([sys.executable, "-c", script], timeout=600)
@@ -362,7 +360,7 @@ def test_atomic_writes_replace_links_and_leave_no_temp_files(tmp_path):
     assert BACKEND  # the module runs on every backend
 
 
-def test_case9_links_at_old_temporary_names_are_not_followed(tmp_path):
+def test_links_at_old_temporary_names_are_not_followed(tmp_path):
     """The old code wrote through `checkpoint.tmp.keras` / `best.keras.tmp.keras` links."""
     out = tmp_path / "r"
     out.mkdir()
@@ -376,10 +374,10 @@ def test_case9_links_at_old_temporary_names_are_not_followed(tmp_path):
 
 
 @pytest.mark.slow
-def test_case10_file_size_limit_is_one_line_and_leaves_no_temp_file(tmp_path):
+def test_file_size_limit_is_one_line_and_leaves_no_temp_file(tmp_path):
     """A full disk, simulated by `ulimit -f` (20 MB; a checkpoint is 44 MB)."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "keras_minent", "train", *SMALL, "--epochs", "1"]
+    cmd = [sys.executable, "-m", "keras_minent", "train", *SMALL_CLI, "--epochs", "1"]
     script = f"ulimit -f 20000; exec {' '.join(cmd)} --output-dir {out}"
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -389,7 +387,7 @@ def test_case10_file_size_limit_is_one_line_and_leaves_no_temp_file(tmp_path):
     assert not (out / "state.json").exists()
 
 
-def test_case10_empty_splits_and_non_integer_labels_are_refused(tmp_path, capsys):
+def test_empty_splits_and_non_integer_labels_are_refused(tmp_path, capsys):
     from keras_minent.datasets.selection import _check_labels
 
     images = np.zeros((3, 28, 28, 1), np.uint8)

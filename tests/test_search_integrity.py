@@ -1,33 +1,25 @@
-"""The search means what it says (issue 14, case 8; case 10's keras-tuner files)."""
+"""The search means what it says: bad options are refused, the same seed gives the same
+table, every trial is seeded, a resumed search is the same search, and damaged
+keras-tuner files are named."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import keras
 import pytest
+from helpers import SMALL, tiny_model
 
 pytest.importorskip("keras_tuner")
 from keras_minent import tuning  # noqa: E402
 from keras_minent.cli import main  # noqa: E402
 
-SMALL = dict(synthetic=True, synthetic_size=104, batch_size=52, verbose=0)
-EPOCHS_SEEN: list[int] = []
-
 
 def tiny_vgg():
-    """A small model with dropout (so dropout seeding matters), on EMNIST's images."""
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Rescaling(1 / 255),
-            keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(0.5),
-            keras.layers.Dense(26),
-        ]
-    )
+    """A tiny model with dropout (so dropout seeding matters), on EMNIST's images."""
+    return tiny_model(dropout=0.5)
 
 
 def _config(out, **kw):
@@ -37,6 +29,22 @@ def _config(out, **kw):
 
 def _search(out, **kw):
     return tuning.search(_config(out, **kw), model_builder=tiny_vgg)
+
+
+@pytest.fixture(scope="module")
+def one_trial_search(tmp_path_factory):
+    """A finished one-trial search, run once for the module; tests change copies of it."""
+    out = tmp_path_factory.mktemp("search") / "s"
+    _search(out, trials=1)
+    return out
+
+
+@pytest.fixture
+def one_trial_copy(one_trial_search, tmp_path):
+    """A full copy (keras-tuner writes its files in place: no hard links)."""
+    out = tmp_path / "s"
+    shutil.copytree(one_trial_search, out)
+    return out
 
 
 @pytest.mark.parametrize(
@@ -49,12 +57,12 @@ def _search(out, **kw):
         ("--seed", "-3", "--seed must be >= 0"),
     ],
 )
-def test_case8_invalid_search_options_are_refused(tmp_path, capsys, option, value, message):
+def test_invalid_search_options_are_refused(tmp_path, capsys, option, value, message):
     assert main(["tune", "--output-dir", str(tmp_path), option, value]) == 2
     assert message in capsys.readouterr().err
 
 
-def test_case8_same_search_twice_gives_the_same_table_with_seed_0(tmp_path):
+def test_same_search_twice_gives_the_same_table_with_seed_0(tmp_path):
     # Validation cross entropy: a continuous score, so unseeded weights would show.
     a = _search(tmp_path / "a", seed=0, objective="val_cross_entropy")
     b = _search(tmp_path / "b", seed=0, objective="val_cross_entropy")
@@ -91,9 +99,8 @@ def test_each_trial_starts_at_epoch_0_and_is_seeded_by_the_trial(tmp_path, monke
     assert expected <= set(seeds)
 
 
-def test_case8_resume_with_another_space_or_recipe_is_refused(tmp_path, capsys):
-    out = tmp_path / "s"
-    _search(out, trials=1)
+def test_resume_with_another_space_or_recipe_is_refused(one_trial_copy):
+    out = one_trial_copy
     for change, field in [
         ({"losses": ("mix_ent",)}, "losses"),
         ({"weight_min": 1e-4}, "weight_min"),
@@ -108,9 +115,8 @@ def test_case8_resume_with_another_space_or_recipe_is_refused(tmp_path, capsys):
     assert len(result["trials"]) == 2
 
 
-def test_case10_corrupt_or_missing_keras_tuner_files_are_named(tmp_path):
-    out = tmp_path / "s"
-    _search(out, trials=1)
+def test_corrupt_or_missing_keras_tuner_files_are_named(one_trial_copy):
+    out = one_trial_copy
     project = out / "search"
     trial = next(project.glob("trial_*")) / "trial.json"
     trial.write_text("{garbled")
