@@ -5,11 +5,12 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+from helpers import SMALL_DATA_CLI
 
 from keras_minent.testing import requires_tf, run_script
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-TINY_DATA = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--epochs", "1"]
+TINY_DATA = [*SMALL_DATA_CLI, "--epochs", "1"]
 
 #: The tiny configuration of each example (its output directory is added).
 FLAGS = {

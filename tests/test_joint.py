@@ -18,6 +18,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers import SMALL, SMALL_CLI
 
 from keras_minent import _keras_private, losses, models
 from keras_minent.cli import main
@@ -101,8 +102,6 @@ def test_joint_steps_equal_separate_models():
 # Whole runs (TensorFlow by default; tiny synthetic data)
 # --------------------------------------------------------------------------
 
-SMALL = {"synthetic": True, "synthetic_size": 104, "batch_size": 52, "verbose": 0}
-CLI_SMALL = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--verbose", "0"]
 COMPARED = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 
@@ -186,7 +185,7 @@ def test_refusals_and_the_automatic_choice(tmp_path):
     assert "not measured" in joint_run.seed_parallel_choice(base, 4, gpu)["reason"]
     assert "0.97x" in joint_run.seed_parallel_choice(base, 4, cpu)["reason"]
     assert joint_run.seed_parallel_choice(base, 1, gpu)["joint"] is False
-    assert main(["train", *CLI_SMALL, "--seed-parallel", "on", "--output-dir", str(tmp_path)]) == 2
+    assert main(["train", *SMALL_CLI, "--seed-parallel", "on", "--output-dir", str(tmp_path)]) == 2
     on = dataclasses.replace(base, seed_parallel=True)
     for change, words in (
         ({"distribute": "gpus"}, "--distribute gpus"),
@@ -271,7 +270,9 @@ def test_joint_histories_equal_separate_runs(tmp_path, uninterrupted):
     _assert_same_histories(_histories(uninterrupted), _histories(tmp_path))
 
 
-KILL = """
+KILL = (
+    f"SMALL = {SMALL!r}\n"
+    + """
 import os, sys
 from keras_minent.training import TrainConfig, callbacks, joint_state, train_seeds
 
@@ -290,10 +291,10 @@ else:  # epoch 2 committed; seed_0's state.json written, seed_1's not yet
             os._exit(9)
         finish(self, old, improved)
     callbacks.RunState.finish = kill
-config = TrainConfig(output_dir=sys.argv[1], epochs=3, seed_parallel=True, synthetic=True,
-                     synthetic_size=104, batch_size=52, verbose=0)
+config = TrainConfig(output_dir=sys.argv[1], epochs=3, seed_parallel=True, **SMALL)
 train_seeds(config, 2)
 """
+)
 
 
 @pytest.mark.slow

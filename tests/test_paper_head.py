@@ -8,20 +8,19 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import SMALL_260_CLI
 
 from keras_minent.cli import main
 from keras_minent.datasets import idx
 from keras_minent.training import ConfigError, TrainConfig
 from keras_minent.training.run import claim_output_dir, head_labels
 
-SMALL = ["--synthetic", "--synthetic-size", "260", "--batch-size", "52", "--verbose", "0"]
-
 
 def test_paper_head_trains_62_outputs_on_labels_plus_one(tmp_path):
     out = tmp_path / "run"
     argv = [
         "train",
-        *SMALL,
+        *SMALL_260_CLI,
         "--epochs",
         "1",
         "--max-train-examples",

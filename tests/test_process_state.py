@@ -10,6 +10,7 @@ import random
 import keras
 import numpy as np
 import pytest
+from helpers import SMALL
 
 from keras_minent import training
 from keras_minent._process_state import kept_process_state
@@ -70,11 +71,8 @@ def test_train_leaves_the_callers_random_numbers_and_logging_alone(tmp_path):
     expected = draws()
     keras.utils.set_random_seed(7)
     config = training.TrainConfig(
-        synthetic=True,
-        synthetic_size=104,
-        batch_size=52,
+        **SMALL,
         epochs=1,
-        verbose=0,
         output_dir=str(tmp_path / "run"),
         data_dir=str(tmp_path),
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from helpers import SMALL
+
 from keras_minent.training import PAPER_RESULTS, TrainConfig, joint_run, reproduce, seed_plots
 from keras_minent.training.seeds import paper_accuracy
 
-SMALL = {"synthetic": True, "synthetic_size": 260, "batch_size": 52, "verbose": 0}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

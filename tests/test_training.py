@@ -12,14 +12,13 @@ import time
 import keras
 import numpy as np
 import pytest
+from helpers import SMALL_260_CLI
 
 from keras_minent import training
 from keras_minent.cli import main
 from keras_minent.testing import BACKEND, requires_tf
 
 pytestmark = requires_tf
-
-SMALL = ["--synthetic", "--synthetic-size", "260", "--batch-size", "52", "--verbose", "0"]
 
 
 def _cmd(out, *extra):
@@ -28,17 +27,25 @@ def _cmd(out, *extra):
         "-m",
         "keras_minent",
         "train",
-        *SMALL,
+        *SMALL_260_CLI,
         "--output-dir",
         str(out),
         *extra,
     ]
 
 
+@pytest.fixture(scope="module")
+def three_epoch_run(tmp_path_factory):
+    """A finished three-epoch `train` run (in this process), trained once: the run whose
+    files are checked, and the reference of the interrupted run."""
+    out = tmp_path_factory.mktemp("train") / "run"
+    assert main(["train", *SMALL_260_CLI, "--epochs", "3", "--output-dir", str(out)]) == 0
+    return out
+
+
 @pytest.mark.backend_matrix
-def test_full_run_writes_consistent_results(tmp_path):
-    out = tmp_path / "run"
-    assert main(["train", *SMALL, "--epochs", "2", "--output-dir", str(out)]) == 0
+def test_full_run_writes_consistent_results(three_epoch_run):
+    out = three_epoch_run
     for name in (
         "results.json",
         "best.keras",
@@ -53,7 +60,7 @@ def test_full_run_writes_consistent_results(tmp_path):
     r = json.loads((out / "results.json").read_text())
     assert "meaningless" in r["note"]
     hist = r["history"]
-    assert len(hist["loss"]) == r["epochs"] == 2
+    assert len(hist["loss"]) == r["epochs"] == 3
     best = int(np.argmax(hist["val_accuracy"]))
     assert r["selected_epoch"] == best + 1
     assert r["val_accuracy"] == max(hist["val_accuracy"])
@@ -71,12 +78,13 @@ def test_full_run_writes_consistent_results(tmp_path):
     acc = model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"]
     assert abs(acc - r["test_accuracy"]) < 1e-6
     # A changed configuration in the same directory is refused.
-    assert main(["train", *SMALL, "--loss", "ce", "--output-dir", str(out)]) == 2
+    assert main(["train", *SMALL_260_CLI, "--loss", "ce", "--output-dir", str(out)]) == 2
 
 
-def test_interrupted_run_resumes_with_the_same_history(tmp_path):
-    ref, cut = tmp_path / "ref", tmp_path / "cut"
-    subprocess.run(_cmd(ref, "--epochs", "3"), check=True, timeout=600)
+def test_interrupted_run_resumes_with_the_same_history(tmp_path, three_epoch_run):
+    """A run killed in a fresh process and resumed in another ends with the history of
+    the uninterrupted run."""
+    ref, cut = three_epoch_run, tmp_path / "cut"
     proc = subprocess.Popen(_cmd(cut, "--epochs", "3"))
     state = cut / "state.json"
     deadline = time.time() + 300

@@ -7,6 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import SMALL, tiny_model
 
 from keras_minent.testing import requires_tf
 
@@ -17,16 +18,10 @@ DTYPES_SEEN: list[str] = []
 BUILDS: list[int] = []
 
 
-def tiny_model():
+def counted_model():
+    """`tiny_model` for 8x8 inputs and 5 classes; counts the builds and their dtypes."""
     BUILDS.append(1)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(4, 3),
-            keras.layers.Flatten(),
-            keras.layers.Dense(5, dtype="float32"),
-        ]
-    )
+    model = tiny_model((8, 8, 1), 5)
     DTYPES_SEEN.append(model.layers[0].compute_dtype)
     return model
 
@@ -39,7 +34,7 @@ def data(n=64, seed=0):
 
 
 def run_search(directory, trials, precision="float32", losses=("ce", "min_ent", "mix_ent")):
-    hm = tuning.RegularizationHyperModel(tiny_model, losses=losses, precision=precision)
+    hm = tuning.RegularizationHyperModel(counted_model, losses=losses, precision=precision)
     tuner = tuning.make_tuner("random", hm, str(directory), max_trials=trials, epochs=1, seed=1)
     x, y = data()
     vx, vy = data(32, 1)
@@ -76,7 +71,7 @@ def test_search_resumes_without_repeating_trials(tmp_path):
 
 def test_weight_is_log_uniform_and_conditional():
     hm = tuning.RegularizationHyperModel(
-        tiny_model, losses=("ce", "min_ent"), weight_range=(1e-4, 1e-1)
+        counted_model, losses=("ce", "min_ent"), weight_range=(1e-4, 1e-1)
     )
     hp = keras_tuner.HyperParameters()
     loss = hm.build_loss(hp)
@@ -97,7 +92,7 @@ def test_failed_trials_are_reported(tmp_path):
         calls.append(1)
         if len(calls) > 1:  # the space check passes; every trial then fails
             raise RuntimeError("boom")
-        return tiny_model()
+        return counted_model()
 
     hm = tuning.RegularizationHyperModel(fails_in_trials)
     tuner = tuning.make_tuner("random", hm, str(tmp_path), max_trials=2)
@@ -159,13 +154,10 @@ def test_search_builds_every_trial_under_the_strategy(tmp_path):
         return keras_minent.vgg5(synchronized_bn=True)
 
     config = tuning.TuneConfig(
-        synthetic=True,
-        synthetic_size=104,
+        **SMALL,
         trials=2,
         epochs=1,
-        batch_size=52,
         losses=("min_ent",),
-        verbose=0,
         output_dir=str(tmp_path / "tune"),
         distribute="gpus",
     )

@@ -5,15 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from helpers import SMALL, tiny_model
 
 keras_tuner = pytest.importorskip("keras_tuner")
 from keras_minent import tuning  # noqa: E402
-
-
-def tiny_model():
-    return keras.Sequential(
-        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(4, dtype="float32")]
-    )
 
 
 def test_a_search_restores_the_users_dtype_policy(tmp_path):
@@ -21,7 +16,7 @@ def test_a_search_restores_the_users_dtype_policy(tmp_path):
     seen = []
 
     def builder():
-        model = tiny_model()
+        model = tiny_model((8, 8, 1), 4)
         seen.append(model.layers[0].dtype_policy.name)
         return model
 
@@ -63,27 +58,14 @@ def test_objective_plot_carries_the_note(tmp_path, monkeypatch):
 def test_search_restores_the_users_dtype_policy(tmp_path):
     keras.config.set_dtype_policy("mixed_float16")  # the user's (conftest resets it)
     config = tuning.TuneConfig(
-        synthetic=True,
-        synthetic_size=104,
+        **SMALL,
         trials=1,
         epochs=1,
-        batch_size=52,
         losses=("min_ent",),
         precision="mixed_bfloat16",
-        verbose=0,
         output_dir=str(tmp_path),
     )
-
-    def builder():
-        inputs = keras.Input((28, 28, 1))
-        return keras.Model(
-            inputs,
-            keras.layers.Dense(26, dtype="float32")(
-                keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
-            ),
-        )
-
-    result = tuning.search(config, model_builder=builder)
+    result = tuning.search(config, model_builder=tiny_model)
     assert len(result["trials"]) == 1 and not result["failed"]
     assert keras.config.dtype_policy().name == "mixed_float16"
 

@@ -12,12 +12,13 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from helpers import SMALL_DATA_CLI
 
 import keras_minent
 from keras_minent.cli import main
 from keras_minent.testing import BACKEND, requires_tf, run_python
 
-TINY = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--epochs", "1"]
+TINY = [*SMALL_DATA_CLI, "--epochs", "1"]
 KERAS_FILES = ("best.keras", "checkpoint.keras", "best_calibrated.keras", "inference.keras")
 
 
