@@ -7,7 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import SMALL, tiny_model
+from helpers import SMALL, SMALL_CLI, tiny_model
 
 from keras_minent.testing import requires_tf
 
@@ -109,26 +109,8 @@ def test_tune_command_on_synthetic_data(tmp_path):
     from keras_minent.cli import main
 
     out = tmp_path / "tune"
-    code = main(
-        [
-            "tune",
-            "--synthetic",
-            "--synthetic-size",
-            "104",
-            "--trials",
-            "2",
-            "--epochs-per-trial",
-            "1",
-            "--batch-size",
-            "52",
-            "--verbose",
-            "0",
-            "--losses",
-            "min_ent",
-            "--output-dir",
-            str(out),
-        ]
-    )
+    argv = ["tune", *SMALL_CLI, "--trials", "2", "--epochs-per-trial", "1", "--losses", "min_ent"]
+    code = main([*argv, "--output-dir", str(out)])
     assert code == 0
     rows = json.loads((out / "trials.json").read_text())
     assert len(rows) == 2 and all(r["status"] == "COMPLETED" for r in rows)
