@@ -239,7 +239,7 @@ def test_a_keras_with_other_private_apis_refuses_to_train_together(tmp_path, mon
         "keras.optimizers.Adam", "_var_key", ("self", "variable", "extra"), "a changed API"
     )
     monkeypatch.setattr(_keras_private, "PRIVATE_APIS", (changed,))
-    argv = ["train", *CLI_SMALL, "--seeds", "2", "--seed-parallel", "on"]
+    argv = ["train", *SMALL_CLI, "--seeds", "2", "--seed-parallel", "on"]
     assert main([*argv, "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

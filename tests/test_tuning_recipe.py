@@ -7,6 +7,7 @@ import shlex
 
 import numpy as np
 import pytest
+from helpers import SMALL
 
 pytest.importorskip("keras_tuner")
 from keras_minent import tuning  # noqa: E402
@@ -26,15 +27,12 @@ def test_a_one_trial_search_and_its_train_command_give_the_same_history(tmp_path
     monkeypatch.setattr(hypermodel_module, "fit", recording_fit)
     search_dir = tmp_path / "tune"
     config = tuning.TuneConfig(
-        synthetic=True,
-        synthetic_size=104,
-        batch_size=52,
+        **SMALL,
         learning_rate=0.004,
         trials=1,
         epochs=2,
         losses=("min_ent",),
         seed=7,
-        verbose=0,
         output_dir=str(search_dir),
     )
     result = tuning.search(config)
