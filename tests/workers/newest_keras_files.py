@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import SMALL_CLI  # noqa: E402  (tests/helpers.py: the small configuration)
+
 #: The files a run writes that a user deploys or resumes from.
 KERAS_FILES = ("inference.keras", "best.keras", "best_calibrated.keras", "checkpoint.keras")
 
@@ -27,8 +30,7 @@ def main(directory: str) -> None:
     from keras_minent.cli import main as cli
 
     run = os.path.join(directory, "run")
-    tiny = ["--synthetic", "--synthetic-size", "104", "--batch-size", "52", "--epochs", "1"]
-    assert cli(["train", *tiny, "--verbose", "0", "--output-dir", run]) == 0
+    assert cli(["train", *SMALL_CLI, "--epochs", "1", "--output-dir", run]) == 0
     predictions = {}
     for name in KERAS_FILES:
         model = keras.saving.load_model(os.path.join(run, name))

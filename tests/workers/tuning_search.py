@@ -14,7 +14,10 @@ import time
 import keras
 import numpy as np
 
-from keras_minent import tuning
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import tiny_model  # noqa: E402  (tests/helpers.py)
+
+from keras_minent import tuning  # noqa: E402
 
 
 class Crash(keras.callbacks.Callback):
@@ -27,9 +30,7 @@ class Crash(keras.callbacks.Callback):
 
 
 def model():
-    return keras.Sequential(
-        [keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)]
-    )
+    return tiny_model((6,), 3)
 
 
 def main(directory: str) -> None:
