@@ -73,15 +73,15 @@ class _ReclaimingOracle:
         return super().update_trial(trial_id, metrics, step=step)
 
 
-def _reclaiming(oracle, timeout: float):
+def _reclaiming(instance, timeout: float):
     """Gives a (chief's or local) oracle the `_ReclaimingOracle` behaviour."""
-    cls = type(oracle)
-    if not isinstance(oracle, keras_tuner.Oracle) or isinstance(oracle, _ReclaimingOracle):
-        return oracle  # a worker's client: the chief does the reclaiming
-    oracle.__class__ = type(f"Reclaiming{cls.__name__}", (_ReclaimingOracle, cls), {})
-    oracle._beats = {}
-    oracle.worker_timeout = float(timeout)
-    return oracle
+    cls = type(instance)
+    if not isinstance(instance, keras_tuner.Oracle) or isinstance(instance, _ReclaimingOracle):
+        return instance  # a worker's client: the chief does the reclaiming
+    instance.__class__ = type(f"Reclaiming{cls.__name__}", (_ReclaimingOracle, cls), {})
+    instance._beats = {}
+    instance.worker_timeout = float(timeout)
+    return instance
 
 
 class _SeededTuner:
