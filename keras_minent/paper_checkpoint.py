@@ -42,9 +42,6 @@ from keras_minent._plotting import require
 from keras_minent.errors import PaperCheckpointError
 from keras_minent.models import LETTER_OUTPUTS, PAPER_OUTPUTS
 
-#: The author's architectures by the name of this package's builder.
-ARCHITECTURES = ("vgg5", "spinal_vgg5")
-
 _VGG_HEAD = {"classifier.1": "head_dense", "classifier.2": "head_bn", "classifier.5": "logits"}
 _SPINAL_HEAD = {
     **{f"fc_spinal_layer{i}.1": f"spinal{i}_dense" for i in range(1, 5)},

@@ -11,10 +11,7 @@ from typing import Any
 import keras
 
 from keras_minent._process_state import kept_process_state
-from keras_minent.datasets.data_record import (  # noqa: F401 - DATA_ENTRY_FIELDS public here too
-    DATA_ENTRY_FIELDS,
-    DataRecord,
-)
+from keras_minent.datasets.data_record import DataRecord
 from keras_minent.datasets.selection import load_data_with_record
 from keras_minent.training import reporting
 from keras_minent.training.callbacks import RunState, read_state
