@@ -22,7 +22,9 @@ replicas (`aggregation="sum"`).
 `TrainingCluster.create(mode)` returns the part for the backend: a
 `TrainingCluster` (one process, one device: mode `"none"`), a
 `TensorFlowCluster` (a `tf.distribute` strategy) or a `JaxCluster` (a
-`keras.distribution.DataParallel`), all answering the same questions.
+`keras.distribution.DataParallel`), all answering the same questions. The
+environment's description of a multi-worker cluster is checked in
+`keras_minent._cluster_env` first.
 
 Keras 3.15's TensorFlow trainer fails under `MultiWorkerMirroredStrategy`
 (keras-team/keras#20585), and under `MirroredStrategy` when the first batch
@@ -35,34 +37,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import os
 
 import keras
 
-from keras_minent import _keras_tf_trainer_fix
+from keras_minent import _cluster_env, _keras_tf_trainer_fix
 from keras_minent.errors import PeerLostError
 
 MODES = ("none", "gpus", "multiworker")
-
-#: Seconds after which a collective operation of a multi-worker TensorFlow job
-#: gives up (0: never). A dead or unreachable peer is found without it (a reset
-#: connection, or TensorFlow's health check); it catches a peer that hangs
-#: while alive, and must exceed the longest wait, e.g. the other workers
-#: waiting while the chief downloads and prepares the data. Set it with the
-#: environment variable `KERAS_MINENT_COLLECTIVE_TIMEOUT`.
-DEFAULT_COLLECTIVE_TIMEOUT = 0.0
 
 #: Exit status of the training command when a multi-worker job lost a peer:
 #: restart every worker with the same command; they resume after the last
 #: finished epoch (`EX_TEMPFAIL` of sysexits.h).
 EXIT_PEER_LOST = 75
-
-JAX_ENV = (
-    "KERAS_DISTRIBUTION_JOB_ADDRESSES",
-    "KERAS_DISTRIBUTION_NUM_PROCESSES",
-    "KERAS_DISTRIBUTION_PROCESS_ID",
-)
 
 
 def _check(mode: str) -> None:
@@ -75,58 +61,14 @@ def _check(mode: str) -> None:
         )
 
 
-def _check_tf_config() -> None:
-    """Validates the cluster of a multi-worker TensorFlow job (`TF_CONFIG`)."""
-    example = (
-        'TF_CONFIG=\'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
-        '"task": {"type": "worker", "index": 0}}\''
-    )
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        raise ValueError(
-            "--distribute multiworker on TensorFlow reads the cluster from the TF_CONFIG "
-            f"environment variable, which is not set. Set it on every worker, e.g. {example} "
-            "(index 1 on the second machine)."
-        )
-    try:
-        config = json.loads(raw)
-        workers = list(config["cluster"]["worker"])
-        task = config["task"]
-        index = int(task["index"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(
-            f"TF_CONFIG is not a valid cluster description ({e!r}); expected e.g. {example}."
-        ) from None
-    if task.get("type") not in ("worker", "chief"):
-        raise ValueError(f"TF_CONFIG task type must be worker or chief, got {task.get('type')!r}.")
-    size = len(config["cluster"].get(task["type"], []))
-    if not 0 <= index < size:
-        raise ValueError(f"TF_CONFIG task index {index} is outside the {size} {task['type']}s.")
-    if not workers:
-        raise ValueError("TF_CONFIG names no workers.")
-
-
-def _collective_timeout() -> float:
-    raw = os.environ.get("KERAS_MINENT_COLLECTIVE_TIMEOUT", str(DEFAULT_COLLECTIVE_TIMEOUT))
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise ValueError(
-            f"KERAS_MINENT_COLLECTIVE_TIMEOUT must be a number of seconds >= 0, got {raw!r}."
-        )
-    return value
-
-
 @functools.cache  # TensorFlow sets up collectives once per process
 def _multiworker_strategy():
     """The process's `MultiWorkerMirroredStrategy` (created once; later runs reuse it)."""
     import tensorflow as tf
 
-    _check_tf_config()
+    _cluster_env.check_tf_config()
     options = tf.distribute.experimental.CommunicationOptions(
-        timeout_seconds=_collective_timeout() or None
+        timeout_seconds=_cluster_env.collective_timeout() or None
     )
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     _keras_tf_trainer_fix.install()
@@ -135,15 +77,7 @@ def _multiworker_strategy():
 
 def _jax_initialize() -> None:
     """`jax.distributed` from the KERAS_DISTRIBUTION_* variables (CPU: gloo collectives)."""
-    missing = [name for name in JAX_ENV if not os.environ.get(name)]
-    if missing:
-        raise ValueError(
-            "--distribute multiworker on JAX reads the cluster from "
-            f"{', '.join(JAX_ENV)}; not set: {', '.join(missing)}. On every process set e.g. "
-            "KERAS_DISTRIBUTION_JOB_ADDRESSES=host0:1234,host1:1234 "
-            "KERAS_DISTRIBUTION_NUM_PROCESSES=2 KERAS_DISTRIBUTION_PROCESS_ID=0 (1 on the "
-            "second machine)."
-        )
+    _cluster_env.check_jax_env()
     import jax
 
     if jax.distributed.is_initialized():

@@ -46,3 +46,11 @@ def finished_run_copy(finished_run, tmp_path):
     out = tmp_path / "run"
     copy_run(finished_run, out)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with `slow` or `benchmark` tests first: when CI spreads whole files over
+    processes (pytest-xdist `--dist loadfile`), the longest start early instead of
+    running alone at the end. The order within a file is kept."""
+    long_files = {item.path for item in items if {"slow", "benchmark"} & set(item.keywords)}
+    items.sort(key=lambda item: item.path not in long_files)

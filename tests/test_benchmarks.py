@@ -43,6 +43,7 @@ def test_loss_cost(backend, tmp_path):
 
 
 def test_train_step_and_summary(tmp_path):
+    _covered_by_the_suite()
     j = tmp_path / "r.jsonl"
     run(
         [
@@ -106,6 +107,7 @@ def test_gpu_suite_script_runs_tiny_on_cpu(tmp_path):
     assert "GPU suite summary" in out and "!! failed" not in out, out[-3000:]
     assert "whole epochs (validation, checkpoint, metrics) vs steps" in out, out[-3000:]
     assert "Seeds trained together (--seed-parallel)" in out, out[-3000:]
+    assert "pytorch (plain) paper" in out and "jax min_ent | mixed_bfloat16" in out, out[-3000:]
     # The rows the separate smoke tests check when the suite does not run (CI runs the suite).
     rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     (jax_run,) = [r for r in rows if r.get("backend") == "jax" and "epoch_images_per_s" in r]

@@ -11,7 +11,7 @@ import pathlib
 import keras
 import pytest
 
-from keras_minent import _keras_tf_trainer_fix, distribute
+from keras_minent import _cluster_env, _keras_tf_trainer_fix, distribute
 from keras_minent.distribute import TrainingCluster
 from keras_minent.testing import BACKEND, run_script
 
@@ -67,7 +67,7 @@ def test_bad_tf_config_is_explained(monkeypatch, tf_config, match):
 
 @pytest.mark.skipif(BACKEND != "jax", reason="KERAS_DISTRIBUTION_* is read on JAX")
 def test_missing_jax_cluster_is_explained(monkeypatch):
-    for name in distribute.JAX_ENV:
+    for name in _cluster_env.JAX_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
     with pytest.raises(ValueError, match="not set: KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_"):
@@ -77,7 +77,7 @@ def test_missing_jax_cluster_is_explained(monkeypatch):
 def test_collective_timeout_must_be_a_number(monkeypatch):
     monkeypatch.setenv("KERAS_MINENT_COLLECTIVE_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="KERAS_MINENT_COLLECTIVE_TIMEOUT"):
-        distribute._collective_timeout()
+        _cluster_env.collective_timeout()
 
 
 def test_single_process_answers_without_collectives():

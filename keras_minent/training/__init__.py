@@ -64,18 +64,13 @@ if TYPE_CHECKING:
         EvaluateConfig,
         TrainConfig,
     )
-    from keras_minent.training.devices import accelerator, resolve_precision
+    from keras_minent.training.devices import accelerator, resolve_precision, versions
     from keras_minent.training.evaluation import evaluate
     from keras_minent.training.files import NonFiniteLossError, OutputError, ResumeError, RunError
     from keras_minent.training.lr_rule import PaperLearningRateRule
     from keras_minent.training.options import MODELS, PRECISIONS, DataOptions, RecipeOptions
     from keras_minent.training.recipe import Recipe, build_model, build_recipe
-    from keras_minent.training.reporting import (
-        plot_curves,
-        print_summary,
-        summarize_seeds,
-        versions,
-    )
+    from keras_minent.training.reporting import plot_curves, print_summary, summarize_seeds
     from keras_minent.training.run import train
     from keras_minent.training.seeds import reproduce, train_seeds
 

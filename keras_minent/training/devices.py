@@ -1,12 +1,15 @@
-"""Where a run trains: the accelerator, its precision and its distribution."""
+"""Where a run trains: the accelerator, its precision, its distribution, the versions."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
+import sys
 from typing import Any
 
 import keras
 
+import keras_minent
 from keras_minent.training.config import ConfigError
 
 
@@ -108,3 +111,31 @@ def distribution(mode: str):
         return TrainingCluster.create(mode)
     except (ValueError, UnsupportedKerasError) as e:
         raise ConfigError(str(e)) from e
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, Keras, the backend and keras-minent, and of TensorFlow, JAX,
+    PyTorch and NumPy where installed: `__version__` if imported, else the installed
+    distribution's (importing a backend the run does not use costs seconds)."""
+    out = {
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "keras_minent": keras_minent.__version__,
+        "backend": keras.backend.backend(),
+    }
+    for name in ("tensorflow", "jax", "torch", "numpy"):
+        if name in sys.modules:
+            version = getattr(sys.modules[name], "__version__", None)
+        else:  # TensorFlow's CPU-only build installs `tensorflow` as tensorflow-cpu
+            dists = (name, f"{name}-cpu")
+            version = next(filter(None, map(_distribution_version, dists)), None)
+        if version:
+            out[name] = version
+    return out
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None

@@ -26,7 +26,7 @@ import numpy as np
 from keras_minent import calibration, paper_checkpoint, paper_files
 from keras_minent.datasets import idx, sources
 from keras_minent.datasets.selection import load_data_with_record
-from keras_minent.training import reporting
+from keras_minent.training import devices, reporting
 from keras_minent.training.config import ConfigError, EvaluateConfig
 from keras_minent.training.files import output_errors, write_json
 
@@ -159,7 +159,7 @@ def _evaluate(config: EvaluateConfig) -> dict[str, Any]:
         "test_ece": calibration.ece(logits, labels)[0],
         "test_mean_entropy": float(calibration.entropies(logits).mean()),
         "test_nll": calibration.nll(logits, labels),
-        "versions": reporting.versions(),
+        "versions": devices.versions(),
     }
     if info["kind"] == "paper" and record.kind == sources.EMNIST_LETTERS:
         reported = {f: acc for f, _, acc in paper_files.PAPER_FILES.values()}

@@ -5,18 +5,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
 import warnings
 from typing import Any
 
 import keras
 import numpy as np
 
-import keras_minent
 from keras_minent import _plotting, calibration, models
 from keras_minent.training.callbacks import RunState
 from keras_minent.training.config import OPTIMISTIC_NOTE, SYNTHETIC_NOTE, TrainConfig
-from keras_minent.training.devices import precision_choice
+from keras_minent.training.devices import precision_choice, versions
 from keras_minent.training.files import save_model, write_json
 
 
@@ -209,22 +207,6 @@ def _title(config: TrainConfig, data: dict | None = None) -> str:
     if config.dataset != "emnist_letters":
         title = f"{title} on {config.dataset}"
     return f"{title}\n{note(config, data)}" if note(config, data) else title
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python, Keras, the backend and keras-minent."""
-    out = {
-        "python": platform.python_version(),
-        "keras": keras.__version__,
-        "keras_minent": keras_minent.__version__,
-        "backend": keras.backend.backend(),
-    }
-    for name in ("tensorflow", "jax", "torch", "numpy"):
-        try:
-            out[name] = __import__(name).__version__
-        except Exception:
-            pass
-    return out
 
 
 def plot_curves(
