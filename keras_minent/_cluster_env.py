@@ -39,12 +39,11 @@ def check_tf_config() -> None:
     Raises:
         ValueError: If `TF_CONFIG` is unset, not JSON, or names a task outside its cluster.
     """
-    example = _TF_CONFIG_EXAMPLE
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise ValueError(
             "--distribute multiworker on TensorFlow reads the cluster from the TF_CONFIG "
-            f"environment variable, which is not set. Set it on every worker, e.g. {example} "
+            f"environment variable, which is not set. Set it on every worker, e.g. {_TF_CONFIG_EXAMPLE} "
             "(index 1 on the second machine)."
         )
     try:
@@ -54,7 +53,7 @@ def check_tf_config() -> None:
         index = int(task["index"])
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(
-            f"TF_CONFIG is not a valid cluster description ({e!r}); expected e.g. {example}."
+            f"TF_CONFIG is not a valid cluster description ({e!r}); expected e.g. {_TF_CONFIG_EXAMPLE}."
         ) from None
     if task.get("type") not in ("worker", "chief"):
         raise ValueError(f"TF_CONFIG task type must be worker or chief, got {task.get('type')!r}.")

@@ -41,6 +41,8 @@ import functools
 import keras
 
 from keras_minent import _cluster_env, _keras_tf_trainer_fix
+from keras_minent._cluster_env import DEFAULT_COLLECTIVE_TIMEOUT as DEFAULT_COLLECTIVE_TIMEOUT
+from keras_minent._cluster_env import JAX_ENV as JAX_ENV
 from keras_minent.errors import PeerLostError
 
 MODES = ("none", "gpus", "multiworker")
