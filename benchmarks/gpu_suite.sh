@@ -29,11 +29,11 @@ rm -rf "$RUNS"
 : > "$J"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 if [ "${SUITE_SMOKE:-${TINY:-0}}" = 1 ]; then
-  SIZE=520; EP=3; B=52; S=2; BIG=32; PEER=2; TB_STEPS=2; TSIZE=104; N=256; LOSSB=16; REP=3
+  SIZE=511; EP=3; B=52; S=2; BIG=32; PEER=2; TB_STEPS=2; TB_ROUNDS=1; TSIZE=104; N=256; LOSSB=16; REP=3
   MEMBERS="2"; SP_STEPS=2; SP_VAL=104; SP_EPOCHS=2
   T=400
 else
-  SIZE=124800; EP=4; B=100; S=150; BIG=1000; PEER=100; TB_STEPS=20; TSIZE=5200; N=8192
+  SIZE=124800; EP=4; B=100; S=150; BIG=1000; PEER=100; TB_STEPS=20; TB_ROUNDS=2; TSIZE=5200; N=8192
   LOSSB="100 1024 8192"; REP=50; T=240
   MEMBERS="10 30"; SP_STEPS=100; SP_VAL=10400; SP_EPOCHS=3
 fi
@@ -48,7 +48,7 @@ run $JAX python3 benchmarks/train_command.py --size "$SIZE" --batch-size "$B" --
 cp "$RUNS/train_jax/results.json" "$OUT_DIR/train_jax_results.json" 2>/dev/null
 # 2. PyTorch: the paper's loop, and the Keras PyTorch backend beside it (same process).
 run python3 benchmarks/torch_peer.py --modes paper --batch "$B" --steps "$PEER" --json "$J"
-run $TORCH python3 benchmarks/torch_backend.py --batch "$B" --steps "$TB_STEPS" --rounds 2 \
+run $TORCH python3 benchmarks/torch_backend.py --batch "$B" --steps "$TB_STEPS" --rounds "$TB_ROUNDS" \
   --configs "train command (aug, metrics, eager)" "train command, Keras's per-image augmentation" \
   "no augmentation" "no metrics" --json "$J"
 # 3. Precision at batch 1000, where `auto` switches to mixed_bfloat16 (float32 there was never

@@ -17,7 +17,7 @@ and steps per execution, it times the training steps alone (`train_step.py`'s
   the final evaluation), in minutes.
 
     KERAS_BACKEND=jax python benchmarks/train_command.py --epochs 4
-    KERAS_BACKEND=jax python benchmarks/train_command.py --size 520 --batch-size 52 --epochs 3  # smoke
+    KERAS_BACKEND=jax python benchmarks/train_command.py --size 511 --batch-size 52 --epochs 3  # smoke
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Shared constants and builders live in `helpers.py` (re-exported here): the small
 configuration `SMALL` and its command-line form `SMALL_CLI` (`SMALL_DATA`: the same
-at the default verbosity; `SMALL_260`: more examples), `tiny_model`, `copy_run`.
+at the default verbosity; `SMALL_284`: more examples), `tiny_model`, `copy_run`.
 Helpers that the benchmarks use too live in `keras_minent.testing`.
 """
 
@@ -12,8 +12,8 @@ import keras
 import pytest
 from helpers import (  # noqa: F401  (re-exported)
     SMALL,
-    SMALL_260,
-    SMALL_260_CLI,
+    SMALL_284,
+    SMALL_284_CLI,
     SMALL_CLI,
     SMALL_DATA,
     SMALL_DATA_CLI,

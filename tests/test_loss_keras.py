@@ -3,6 +3,7 @@ serialization and training (their values: `test_losses.py`)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pathlib
@@ -222,40 +223,63 @@ def test_config_round_trip(cls):
     assert keras.saving.get_registered_name(cls) == f"keras_minent>{cls.__name__}"
 
 
-@pytest.mark.parametrize("kind", ["MinEntLoss", "MixEntLoss", "min_ent", "mix_ent"])
-def test_saved_model_loads_in_fresh_process(kind, tmp_path):
-    """Class and function losses: saved to .keras, loaded where only keras and keras_minent
-    are imported (the functions are registered as keras_minent>min_ent, ...)."""
+SAVED_KINDS = ["MinEntLoss", "MixEntLoss", "min_ent", "mix_ent"]
+
+
+@pytest.fixture(scope="module")
+def loaded_in_a_fresh_process(tmp_path_factory) -> dict:
+    """Each of `SAVED_KINDS`, compiled into a small model, fitted and saved to .keras, then
+    loaded and evaluated in ONE fresh process where only keras and keras_minent are
+    imported. Returns, per kind, the evaluation before saving and the loaded model's
+    description and evaluation."""
+    tmp = tmp_path_factory.mktemp("saved_losses")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 6)).astype("float32")
     y = rng.integers(0, 4, size=32)
-    if kind[0].isupper():  # a loss object, on logits
-        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
-        loss = getattr(L, kind)(0.25, ce_log_base=2.0, from_logits=True, label_smoothing=0.05)
-        describe = "type(m.loss).__name__, m.loss.get_config()['ce_log_base']"
-        want_name = f"{kind} 2.0"
-    else:  # a function, called with its defaults: on probabilities
-        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="softmax")])
-        loss = getattr(L, kind)
-        describe = "m.loss.__name__, keras.saving.get_registered_name(m.loss)"
-        want_name = f"{kind} keras_minent>{kind}"
-    model.compile("adam", loss)
-    model.fit(x, y, epochs=1, verbose=0)
-    expected = model.evaluate(x, y, verbose=0)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
+    np.save(tmp / "x.npy", x)
+    np.save(tmp / "y.npy", y)
+    expected = {}
+    for kind in SAVED_KINDS:
+        if kind[0].isupper():  # a loss object, on logits
+            model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+            loss = getattr(L, kind)(0.25, ce_log_base=2.0, from_logits=True, label_smoothing=0.05)
+        else:  # a function, called with its defaults: on probabilities
+            model = keras.Sequential(
+                [keras.Input((6,)), keras.layers.Dense(4, activation="softmax")]
+            )
+            loss = getattr(L, kind)
+        model.compile("adam", loss)
+        model.fit(x, y, epochs=1, verbose=0)
+        expected[kind] = model.evaluate(x, y, verbose=0)
+        model.save(tmp / f"{kind}.keras")
     out = run_python(
-        "import numpy as np, keras, keras_minent\n"
-        f"m = keras.saving.load_model(r'{path}')\n"
-        f"x = np.load(r'{tmp_path / 'x.npy'}'); y = np.load(r'{tmp_path / 'y.npy'}')\n"
-        f"print({describe})\n"
-        "print(repr(m.evaluate(x, y, verbose=0)))\n"
+        "import json, numpy as np, keras, keras_minent\n"
+        f"x = np.load(r'{tmp / 'x.npy'}'); y = np.load(r'{tmp / 'y.npy'}')\n"
+        f"for kind in {SAVED_KINDS!r}:\n"
+        f"    m = keras.saving.load_model(rf'{tmp}/{{kind}}.keras')\n"
+        "    if kind[0].isupper():\n"
+        "        name = f\"{type(m.loss).__name__} {m.loss.get_config()['ce_log_base']}\"\n"
+        "    else:\n"
+        "        name = f'{m.loss.__name__} {keras.saving.get_registered_name(m.loss)}'\n"
+        "    print('LOADED', json.dumps([kind, name, m.evaluate(x, y, verbose=0)]))\n"
     )
-    name_line, value_line = out.strip().splitlines()[-2:]
-    assert name_line == want_name
-    assert abs(float(value_line) - expected) <= 1e-6 * max(1.0, abs(expected))
+    loaded = {}
+    for line in out.splitlines():
+        if line.startswith("LOADED "):
+            kind, name, value = json.loads(line[len("LOADED ") :])
+            loaded[kind] = (name, value)
+    return {kind: (expected[kind], *loaded[kind]) for kind in loaded}
+
+
+@pytest.mark.parametrize("kind", SAVED_KINDS)
+def test_saved_model_loads_in_fresh_process(kind, loaded_in_a_fresh_process):
+    """Class and function losses: saved to .keras, loaded where only keras and keras_minent
+    are imported (the functions are registered as keras_minent>min_ent, ...)."""
+    assert kind in loaded_in_a_fresh_process, sorted(loaded_in_a_fresh_process)
+    expected, name, value = loaded_in_a_fresh_process[kind]
+    want_name = f"{kind} 2.0" if kind[0].isupper() else f"{kind} keras_minent>{kind}"
+    assert name == want_name
+    assert abs(value - expected) <= 1e-6 * max(1.0, abs(expected))
 
 
 def test_function_losses_are_registered():

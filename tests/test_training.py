@@ -12,7 +12,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from helpers import SMALL_260_CLI
+from helpers import SMALL_284_CLI
 
 from keras_minent import training
 from keras_minent.cli import main
@@ -27,7 +27,7 @@ def _cmd(out, *extra):
         "-m",
         "keras_minent",
         "train",
-        *SMALL_260_CLI,
+        *SMALL_284_CLI,
         "--output-dir",
         str(out),
         *extra,
@@ -39,7 +39,7 @@ def three_epoch_run(tmp_path_factory):
     """A finished three-epoch `train` run (in this process), trained once: the run whose
     files are checked, and the reference of the interrupted run."""
     out = tmp_path_factory.mktemp("train") / "run"
-    assert main(["train", *SMALL_260_CLI, "--epochs", "3", "--output-dir", str(out)]) == 0
+    assert main(["train", *SMALL_284_CLI, "--epochs", "3", "--output-dir", str(out)]) == 0
     return out
 
 
@@ -66,7 +66,7 @@ def test_full_run_writes_consistent_results(three_epoch_run):
     assert r["val_accuracy"] == max(hist["val_accuracy"])
     assert 0 <= r["test_accuracy"] <= 1 and r["images_per_second"] > 0
     assert r["config"]["loss"] == "min_ent" and r["versions"]["backend"] == BACKEND
-    assert r["num_examples"] == {"fit": 238, "val": 22, "test": 43}
+    assert r["num_examples"] == {"fit": 260, "val": 24, "test": 47}
     assert {"val_ece", "val_predictive_entropy", "learning_rate"} <= set(hist)
     assert 0 <= r["test_ece"] <= 1 and 0 <= r["test_mean_entropy"] <= np.log(26) + 1e-6
     assert r["temperature"] > 0 and r["test_nll_after_temperature"] > 0
@@ -78,7 +78,7 @@ def test_full_run_writes_consistent_results(three_epoch_run):
     acc = model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"]
     assert abs(acc - r["test_accuracy"]) < 1e-6
     # A changed configuration in the same directory is refused.
-    assert main(["train", *SMALL_260_CLI, "--loss", "ce", "--output-dir", str(out)]) == 2
+    assert main(["train", *SMALL_284_CLI, "--loss", "ce", "--output-dir", str(out)]) == 2
 
 
 def test_interrupted_run_resumes_with_the_same_history(tmp_path, three_epoch_run):

@@ -46,7 +46,7 @@ def test_a_one_trial_search_and_its_train_command_give_the_same_history(tmp_path
     assert options["--batch-size"] == "52" and float(options["--learning-rate"]) == 0.004
     assert options["--loss"] == "min_ent"
     assert float(options["--reg-weight"]) == row["reg_weight"]  # all its digits
-    assert "--synthetic" in words and options["--synthetic-size"] == "104"
+    assert "--synthetic" in words and options["--synthetic-size"] == str(SMALL["synthetic_size"])
 
     run_dir = tmp_path / "train"
     assert main([*words[3:], "--epochs", "2", "--verbose", "0", "--output-dir", str(run_dir)]) == 0
