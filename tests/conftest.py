@@ -50,7 +50,7 @@ def finished_run_copy(finished_run, tmp_path):
 
 def pytest_collection_modifyitems(config, items):
     """Files with `slow` or `benchmark` tests first: when CI spreads whole files over
-    processes (pytest-xdist `--dist loadfile`), the longest start early instead of
-    running alone at the end. The order within a file is kept."""
+    processes (pytest-xdist `--dist loadfile --no-loadscope-reorder`), the longest start
+    early instead of running alone at the end. The order within a file is kept."""
     long_files = {item.path for item in items if {"slow", "benchmark"} & set(item.keywords)}
     items.sort(key=lambda item: item.path not in long_files)

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -297,39 +296,6 @@ def test_unverified_data_is_recorded_and_other_data_refused(tmp_path, capsys):
     argv[argv.index("--epochs") + 1] = "2"
     assert main([*argv, "--idx-dir", str(b)]) == 2
     assert "trained on other data" in capsys.readouterr().err
-
-
-KILL_BETWEEN = """
-import os, sys
-from keras_minent import _atomic
-from keras_minent.cli import main
-from keras_minent.training import files
-real = os.replace
-def replace(src, dst):
-    real(src, dst)
-    if str(dst).endswith("checkpoint-2.keras"):  # killed before state.json says so
-        os._exit(9)
-fake = type("os", (), {{"__getattr__": lambda s, n: getattr(os, n),
-                        "replace": staticmethod(replace)}})()
-files.os = _atomic.os = fake  # the run's files and the shared atomic writes
-sys.exit(main({argv!r}))
-"""
-
-
-@pytest.mark.slow
-def test_kill_between_checkpoint_and_state_resumes_to_the_same_history(tmp_path):
-    ref, cut = tmp_path / "ref", tmp_path / "cut"
-    args = ["train", *SMALL_CLI, "--epochs", "3", "--output-dir"]
-    assert main([*args, str(ref)]) == 0
-    script = textwrap.dedent(KILL_BETWEEN.format(argv=[*args, str(cut)]))
-    proc = subprocess.run([sys.executable, "-c", script], timeout=600)
-    assert proc.returncode == 9
-    assert json.loads((cut / "state.json").read_text())["epochs_done"] == 1
-    assert main([*args, str(cut)]) == 0
-    a = json.loads((ref / "results.json").read_text())["history"]
-    b = json.loads((cut / "results.json").read_text())["history"]
-    for key in a:
-        np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
 
 
 def test_output_errors_are_one_line(tmp_path):

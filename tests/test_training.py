@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import keras
@@ -100,6 +101,40 @@ def test_interrupted_run_resumes_with_the_same_history(tmp_path, three_epoch_run
     a = json.loads((ref / "results.json").read_text())["history"]
     b = json.loads((cut / "results.json").read_text())["history"]
     assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
+
+
+KILL_BETWEEN = """
+import os, sys
+from keras_minent import _atomic
+from keras_minent.cli import main
+from keras_minent.training import files
+real = os.replace
+def replace(src, dst):
+    real(src, dst)
+    if str(dst).endswith("checkpoint-2.keras"):  # killed before state.json says so
+        os._exit(9)
+fake = type("os", (), {{"__getattr__": lambda s, n: getattr(os, n),
+                        "replace": staticmethod(replace)}})()
+files.os = _atomic.os = fake  # the run's files and the shared atomic writes
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.slow
+def test_kill_between_checkpoint_and_state_resumes_to_the_same_history(tmp_path, three_epoch_run):
+    """Killed after epoch 2's checkpoint is in place but before state.json says so: the
+    resumed run redoes epoch 2 and ends with the history of the uninterrupted run."""
+    ref, cut = three_epoch_run, tmp_path / "cut"
+    args = ["train", *SMALL_284_CLI, "--epochs", "3", "--output-dir"]
+    script = textwrap.dedent(KILL_BETWEEN.format(argv=[*args, str(cut)]))
+    proc = subprocess.run([sys.executable, "-c", script], timeout=600)
+    assert proc.returncode == 9
+    assert json.loads((cut / "state.json").read_text())["epochs_done"] == 1
+    assert main([*args, str(cut)]) == 0
+    a = json.loads((ref / "results.json").read_text())["history"]
+    b = json.loads((cut / "results.json").read_text())["history"]
     for key in a:
         np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
 
