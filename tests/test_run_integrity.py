@@ -15,7 +15,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import SMALL_CLI, tiny_model
+from helpers import SMALL, SMALL_CLI, tiny_model
 
 from keras_minent import _atomic, datasets
 from keras_minent.cli import main
@@ -208,6 +208,14 @@ def test_non_finite_loss_stops_before_the_epoch_is_committed(tmp_path):
 
 def _run(*args):
     return main(["train", *SMALL_CLI, *map(str, args)])
+
+
+def test_the_small_configuration_fits_in_whole_batches(finished_run):
+    """What `SMALL` gives a run (its written counts): whole batches to fit, so every
+    training step has one shape (JAX compiles it once)."""
+    r = json.loads((finished_run / "results.json").read_text())
+    assert r["num_examples"] == {"fit": 104, "val": 9, "test": 18}
+    assert r["num_examples"]["fit"] % SMALL["batch_size"] == 0
 
 
 def test_cli_refusals_of_a_finished_run(finished_run_copy, tmp_path, capsys):
